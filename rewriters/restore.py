@@ -1,0 +1,100 @@
+"""Put the originals back: surrogates in an answer become the app's own values again.
+
+One regex automaton over every surrogate of the request (longest first, word-bounded where the
+surrogate starts or ends with a word character). For streams, `StreamRestorer` emits everything
+except the longest tail that could still grow into a surrogate, so the client sees text as early
+as possible and never half a surrogate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+
+def _alternative(surrogate: str) -> str:
+    head = r"(?<!\w)" if re.match(r"\w", surrogate[0]) else ""
+    tail = r"(?!\w)" if re.match(r"\w", surrogate[-1]) else ""
+    return head + re.escape(surrogate) + tail
+
+
+def json_escape(value: str) -> str:
+    """A value as it must appear inside a JSON string (tool-call arguments are JSON text)."""
+    return json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+class Restorer:
+    """Surrogate → original for one request."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = {s: o for s, o in mapping.items() if s}
+        ordered = sorted(self.mapping, key=len, reverse=True)
+        self._regex = re.compile("|".join(_alternative(s) for s in ordered)) if ordered else None
+        self._prefixes = {s[:i] for s in ordered for i in range(1, len(s) + 1)}
+        self._longest = len(ordered[0]) if ordered else 0
+
+    def __bool__(self) -> bool:
+        return self._regex is not None
+
+    def restore(self, text: str, *, json_string: bool = False) -> str:
+        if self._regex is None or not text:
+            return text
+        if json_string:
+            return self._regex.sub(lambda m: json_escape(self.mapping[m.group()]), text)
+        return self._regex.sub(lambda m: self.mapping[m.group()], text)
+
+    def stream(self, *, json_string: bool = False) -> StreamRestorer:
+        return StreamRestorer(self, json_string=json_string)
+
+    def holdback_start(self, buffer: str) -> int:
+        """Start of the longest suffix of `buffer` that is a prefix of (or equal to) some surrogate."""
+        for i in range(max(0, len(buffer) - self._longest), len(buffer)):
+            if buffer[i:] in self._prefixes:
+                return i
+        return len(buffer)
+
+
+class StreamRestorer:
+    """Restores one stream of text fragments (one choice's content, one tool call's arguments)."""
+
+    def __init__(self, restorer: Restorer, *, json_string: bool = False) -> None:
+        self._restorer = restorer
+        self._json = json_string
+        self._buffer = ""
+        self._before = ""  # the last character already emitted, for the word-boundary check
+
+    def feed(self, fragment: str) -> str:
+        if self._restorer._regex is None:
+            return fragment
+        self._buffer += fragment
+        cut = self._restorer.holdback_start(self._buffer)
+        return self._emit(cut)
+
+    def flush(self) -> str:
+        return self._emit(len(self._buffer), final=True)
+
+    def _emit(self, cut: int, final: bool = False) -> str:
+        regex, buffer = self._restorer._regex, self._buffer
+        if regex is None or not buffer:
+            return ""
+        # A match may start before the cut and end after it only if it is complete in the buffer.
+        text = self._before + buffer
+        offset = len(self._before)
+        out: list[str] = []
+        pos = offset
+        end = cut
+        for m in regex.finditer(text, offset):
+            if m.start() - offset >= cut and not final:
+                break
+            out.append(text[pos : m.start()])
+            original = self._restorer.mapping[m.group()]
+            out.append(json_escape(original) if self._json else original)
+            pos = m.end()
+            end = max(end, m.end() - offset)
+        out.append(text[pos : offset + end])
+        emitted_raw = buffer[:end]
+        self._buffer = buffer[end:]
+        if emitted_raw:
+            self._before = emitted_raw[-1]
+        return "".join(out)

@@ -1,0 +1,157 @@
+"""Apply a policy's actions to detected spans, and remember how to undo them in the answer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from policies.schema import Action, Policy
+from rewriters.restore import Restorer
+from rewriters.spans import Span
+from rewriters.surrogates import SurrogateFactory
+
+_MAX_ATTEMPTS = 16
+
+
+class PolicyBlocked(Exception):
+    """The policy says a label found in this request must never leave: refuse the request."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = sorted(set(labels))
+        super().__init__("request refused by policy: it contains " + ", ".join(self.labels))
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """What the audit keeps of a span: never the value, only a keyed hash of it."""
+
+    slot: int
+    start: int
+    end: int
+    label: str
+    detector: str
+    score: float
+    action: Action
+    value_hash: str
+
+
+@dataclass
+class RewriteSession:
+    """Everything one request's rewrite produced; passed explicitly, never a shared dict."""
+
+    policy: Policy
+    tenant: str
+    records: list[SpanRecord] = field(default_factory=list)
+    surrogates: dict[str, str] = field(default_factory=dict)  # surrogate -> original
+    name_parts: dict[str, str | None] = field(default_factory=dict)  # "Becker" -> "Müller"; None: ambiguous
+    protected_values: set[str] = field(default_factory=set)  # originals that must not leave
+
+    def restorer(self) -> Restorer:
+        parts = {p: o for p, o in self.name_parts.items() if o is not None and p not in self.surrogates}
+        return Restorer({**parts, **self.surrogates})
+
+
+def value_hash(secret: bytes, value: str) -> str:
+    """Keyed hash for the audit: lets you count repeats of a value without storing it."""
+    return hmac.new(secret, b"audit\x00" + value.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+class Rewriter:
+    """Turns (texts, spans) into rewritten texts under a policy; one per process."""
+
+    def __init__(self, secret: bytes, surrogates: SurrogateFactory) -> None:
+        self._secret = secret
+        self._factory = surrogates
+
+    def rewrite(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], policy: Policy, tenant: str
+    ) -> tuple[list[str], RewriteSession]:
+        session = RewriteSession(policy=policy, tenant=tenant)
+        blocked = [s.label for slot in spans for s in slot if policy.action_for(s.label) is Action.BLOCK]
+        if blocked:
+            raise PolicyBlocked(blocked)
+        assigned: dict[tuple[str, str], str] = {}  # (label, original) -> replacement
+        mask_counts: dict[str, int] = {}
+        haystack = "\n".join(texts)
+        out = []
+        for slot, (text, slot_spans) in enumerate(zip(texts, spans, strict=True)):
+            pieces: list[str] = []
+            last = len(text)
+            for span in sorted(slot_spans, key=lambda s: s.start, reverse=True):  # back to front
+                value = text[span.start : span.end]
+                action = policy.action_for(span.label)
+                session.records.append(
+                    SpanRecord(slot, span.start, span.end, span.label, span.detector, span.score, action,
+                               value_hash(self._secret, value))
+                )  # fmt: skip
+                replacement = value
+                if action in (Action.PSEUDONYMIZE, Action.MASK):
+                    key = (span.label, value)
+                    if key not in assigned:
+                        assigned[key] = self._replacement(action, span.label, value, tenant, session,
+                                                          mask_counts, haystack)  # fmt: skip
+                    replacement = assigned[key]
+                    session.protected_values.add(value)
+                pieces.append(text[span.end : last])
+                pieces.append(replacement)
+                last = span.start
+            pieces.append(text[:last])
+            out.append("".join(reversed(pieces)))
+        session.records.reverse()
+        return out, session
+
+    def _replacement(
+        self,
+        action: Action,
+        label: str,
+        value: str,
+        tenant: str,
+        session: RewriteSession,
+        mask_counts: dict[str, int],
+        haystack: str,
+    ) -> str:
+        if action is Action.PSEUDONYMIZE:
+            for attempt in range(_MAX_ATTEMPTS):
+                candidate = self._factory.make(tenant, label, value, attempt)
+                if self._usable(candidate, value, session, haystack):
+                    session.surrogates[candidate] = value
+                    self._map_name_parts(label, candidate, value, session, haystack)
+                    return candidate
+        # a mask tag, also the fallback when no collision-free surrogate was found
+        while True:
+            mask_counts[label] = mask_counts.get(label, 0) + 1
+            tag = f"[{label}_{mask_counts[label]}]"
+            if tag not in haystack and tag not in session.surrogates:
+                session.surrogates[tag] = value
+                return tag
+
+    @staticmethod
+    def _usable(candidate: str, value: str, session: RewriteSession, haystack: str) -> bool:
+        """A surrogate must be new: not the value, not another value's surrogate, not in the prompt."""
+        return (
+            bool(candidate.strip())
+            and candidate.casefold() != value.casefold()
+            and candidate not in session.surrogates
+            and candidate not in haystack
+        )
+
+    @staticmethod
+    def _map_name_parts(label: str, surrogate: str, value: str, session: RewriteSession, haystack: str) -> None:
+        """'Ms. Becker' in the answer should come back as 'Ms. Müller': map name parts one to one.
+
+        Only when both names have the same number of parts, and only parts that are unambiguous.
+        """
+        if label != "PERSON":
+            return
+        fake_parts, real_parts = surrogate.split(), value.split()
+        if len(fake_parts) < 2 or len(fake_parts) != len(real_parts):
+            return
+        for fake, real in zip(fake_parts, real_parts, strict=True):
+            if len(fake) < 3 or re.search(rf"(?<!\w){re.escape(fake)}(?!\w)", haystack):
+                continue
+            known = session.name_parts.setdefault(fake, real)
+            if known != real:
+                session.name_parts[fake] = None  # two people share this part: restoring it would guess
