@@ -47,7 +47,7 @@ class RewriteSession:
     records: list[SpanRecord] = field(default_factory=list)
     surrogates: dict[str, str] = field(default_factory=dict)  # surrogate -> original
     name_parts: dict[str, str | None] = field(default_factory=dict)  # "Becker" -> "Müller"; None: ambiguous
-    protected_values: set[str] = field(default_factory=set)  # originals that must not leave
+    protected_values: dict[str, str] = field(default_factory=dict)  # original -> label: must not leave
 
     def restorer(self) -> Restorer:
         parts = {p: o for p, o in self.name_parts.items() if o is not None and p not in self.surrogates}
@@ -78,9 +78,9 @@ class Rewriter:
         haystack = "\n".join(texts)
         out = []
         for slot, (text, slot_spans) in enumerate(zip(texts, spans, strict=True)):
-            pieces: list[str] = []
-            last = len(text)
-            for span in sorted(slot_spans, key=lambda s: s.start, reverse=True):  # back to front
+            ordered = sorted(slot_spans, key=lambda s: s.start)
+            replacements = []
+            for span in ordered:  # in reading order, so tags number as a reader meets them
                 value = text[span.start : span.end]
                 action = policy.action_for(span.label)
                 session.records.append(
@@ -94,13 +94,11 @@ class Rewriter:
                         assigned[key] = self._replacement(action, span.label, value, tenant, session,
                                                           mask_counts, haystack)  # fmt: skip
                     replacement = assigned[key]
-                    session.protected_values.add(value)
-                pieces.append(text[span.end : last])
-                pieces.append(replacement)
-                last = span.start
-            pieces.append(text[:last])
-            out.append("".join(reversed(pieces)))
-        session.records.reverse()
+                    session.protected_values[value] = span.label
+                replacements.append(replacement)
+            for span, replacement in reversed(list(zip(ordered, replacements, strict=True))):  # back to front
+                text = text[: span.start] + replacement + text[span.end :]
+            out.append(text)
         return out, session
 
     def _replacement(

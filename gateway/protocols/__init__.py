@@ -1,0 +1,17 @@
+"""One adapter per wire format, each a module with the same surface:
+
+`vendor`, `upstream`, `extract(body) -> Extraction`, `restore_json(body, restorer)`, `StreamTap(restorer)`.
+"""
+
+from types import ModuleType
+
+from gateway.protocols import anthropic_messages, openai_chat, openai_embeddings, openai_responses
+
+ADAPTERS: dict[str, ModuleType] = {
+    "/v1/chat/completions": openai_chat,
+    "/v1/responses": openai_responses,
+    "/v1/messages": anthropic_messages,
+    "/v1/embeddings": openai_embeddings,
+}
+
+__all__ = ["ADAPTERS"]

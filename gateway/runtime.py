@@ -1,0 +1,61 @@
+"""Everything a gateway process loads once: policies, detectors, the rewriter, the audit store, upstreams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.audit import AuditStore
+from gateway.secret import load_secret
+from gateway.settings import Settings, TenantKey
+from gateway.upstream import Upstream, build_upstreams
+from policies import Policy, load_policies
+from rewriters.detect import DetectionEngine, build_detectors
+from rewriters.detectors.presidio import AnalyzerCache
+from rewriters.rewrite import Rewriter
+from rewriters.surrogates import SurrogateFactory
+
+
+class StartupError(RuntimeError):
+    """The gateway cannot start as configured; the message says what to fix."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    policies: dict[str, Policy]
+    engines: dict[str, DetectionEngine]
+    rewriter: Rewriter
+    secret: bytes
+    audit: AuditStore
+    upstreams: dict[str, Upstream]
+    tenants: dict[str, TenantKey]
+
+    @classmethod
+    def build(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
+        policies = load_policies(settings.policy_dir)
+        if settings.default_domain not in policies:
+            raise StartupError(
+                f"default domain {settings.default_domain!r} has no policy (loaded: {', '.join(sorted(policies))})"
+            )
+        analyzers = AnalyzerCache()
+        engines = {name: DetectionEngine(build_detectors(p, analyzers)) for name, p in policies.items()}
+        for engine in engines.values():  # the first spaCy call is slow: pay it at start-up, not in a request
+            engine.detect(["Warm-up: Jane Doe wrote to jane@example.org from Paris."])
+        secret = load_secret(settings)
+        return cls(
+            settings=settings,
+            policies=policies,
+            engines=engines,
+            rewriter=Rewriter(secret, SurrogateFactory(secret)),
+            secret=secret,
+            audit=AuditStore(settings.database_url),
+            upstreams=build_upstreams(settings, transport),
+            tenants={t.key_sha256: t for t in settings.tenants},
+        )
+
+    async def aclose(self) -> None:
+        for upstream in self.upstreams.values():
+            await upstream.client.aclose()
+        self.audit.close()

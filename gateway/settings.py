@@ -1,0 +1,76 @@
+"""Gateway settings: a YAML file, overridden by `PRIVGATE_*` environment variables."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ECHO = "echo"  # the built-in local echo model: answers with the text it received
+
+
+class TenantKey(BaseModel):
+    """Maps a client's API key (stored only as its SHA-256) to a tenant and its domain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tenant: str = Field(min_length=1)
+    domain: str | None = None
+    lock_domain: bool = False  # True: the X-Privgate-Domain header cannot move this key to another policy
+
+    @staticmethod
+    def hash_key(api_key: str) -> str:
+        return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRIVGATE_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    openai_base_url: str = ECHO  # e.g. https://api.openai.com/v1, or any OpenAI-compatible server
+    anthropic_base_url: str = ECHO  # e.g. https://api.anthropic.com
+    policy_dir: Path | None = None  # None: the shipped policies
+    default_domain: str = "general"
+    data_dir: Path = Path(".privgate")
+    db_url: str | None = None  # None: SQLite in data_dir
+    secret_key: SecretStr | None = None  # None: read or create data_dir/secret.key
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(600.0, gt=0)
+    max_connections: int = Field(200, gt=0)
+    verify_tls: bool = True
+    tenants: list[TenantKey] = []
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the config file arrives as init arguments; the environment overrides it
+        return env_settings, init_settings
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'audit.db'}"
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    data: dict[str, Any] = {}
+    if config_file:
+        loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config_file}: the configuration must be a mapping")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**data)

@@ -1,0 +1,44 @@
+"""Who is calling, and under which domain's policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+
+from gateway.errors import UnknownDomain
+from gateway.runtime import Runtime
+from gateway.settings import TenantKey
+from policies import Policy
+
+DOMAIN_HEADER = "x-privgate-domain"
+
+
+@dataclass(frozen=True)
+class CallContext:
+    tenant: str
+    domain: str
+    policy: Policy
+
+
+def client_api_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return headers.get("x-api-key") or None
+
+
+def resolve(headers: Headers, runtime: Runtime) -> CallContext:
+    """Tenant from the client's API key (by its hash); domain from the header, else the tenant's, else default."""
+    key = client_api_key(headers)
+    mapped = runtime.tenants.get(TenantKey.hash_key(key)) if key else None
+    tenant = mapped.tenant if mapped else "default"
+    requested = headers.get(DOMAIN_HEADER)
+    if mapped and mapped.domain and (mapped.lock_domain or not requested):
+        domain = mapped.domain
+    else:
+        domain = (requested or runtime.settings.default_domain).strip().lower()
+    policy = runtime.policies.get(domain)
+    if policy is None:
+        raise UnknownDomain(f"unknown domain {domain!r}; known domains: {', '.join(sorted(runtime.policies))}")
+    return CallContext(tenant, domain, policy)
