@@ -1,0 +1,58 @@
+"""The restorer: exact in JSON, stream-safe for any split, and holding back as little as possible."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rewriters.restore import Restorer
+
+MAPPING = {"Laura Becker": "Hans Müller", "Laura": "Hans", "[PERSON_1]": 'Zoë "Z" O\'Neil', "555-0199": "555-0134"}
+ANSWER = "Dear Laura Becker, Laura asked [PERSON_1] to call 555-0199. Lauraine stays, Laura."
+
+
+def restored_in_pieces(restorer: Restorer, text: str, cuts: list[int], *, json_string: bool = False) -> str:
+    stream = restorer.stream(json_string=json_string)
+    bounds = [0, *sorted(set(cuts)), len(text)]
+    return "".join(stream.feed(text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)) + stream.flush()
+
+
+def test_restore_whole_text() -> None:
+    assert Restorer(MAPPING).restore(ANSWER) == (
+        "Dear Hans Müller, Hans asked Zoë \"Z\" O'Neil to call 555-0134. Lauraine stays, Hans."
+    )
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(ANSWER)), max_size=12))
+def test_stream_equals_whole_for_any_split(cuts: list[int]) -> None:
+    restorer = Restorer(MAPPING)
+    assert restored_in_pieces(restorer, ANSWER, cuts) == restorer.restore(ANSWER)
+
+
+def test_stream_one_character_at_a_time() -> None:
+    restorer = Restorer(MAPPING)
+    assert restored_in_pieces(restorer, ANSWER, list(range(len(ANSWER)))) == restorer.restore(ANSWER)
+
+
+def test_holds_back_only_a_possible_surrogate_prefix() -> None:
+    stream = Restorer(MAPPING).stream()
+    assert stream.feed("Hello Lau") == "Hello "  # "Lau" could become "Laura"
+    assert stream.feed("rx and 555") == "Laurx and "  # it did not; "555" still could
+    assert stream.feed("-0198 ok") == "555-0198 ok"
+    assert stream.flush() == ""
+
+
+def test_json_string_mode_escapes_originals() -> None:
+    arguments = json.dumps({"who": "[PERSON_1]", "note": "Laura Becker"})
+    restorer = Restorer(MAPPING)
+    whole = restorer.restore(arguments, json_string=True)
+    assert json.loads(whole) == {"who": 'Zoë "Z" O\'Neil', "note": "Hans Müller"}
+    assert restored_in_pieces(restorer, arguments, [3, 10, 11, 12, 30], json_string=True) == whole
+
+
+def test_empty_restorer_is_identity() -> None:
+    restorer = Restorer({})
+    assert not restorer
+    assert restored_in_pieces(restorer, ANSWER, [5, 9]) == ANSWER
