@@ -126,8 +126,14 @@ class ModelCall:
     async def run(self) -> Response:
         try:
             context = resolve(self.request.headers, self.runtime)
-            self.entry = AuditEntry(self.request_id, context.tenant, context.domain, context.policy.version,
-                                    self.request.url.path, backend=context.policy.backend)  # fmt: skip
+            self.entry = AuditEntry(
+                self.request_id,
+                context.tenant,
+                context.domain,
+                context.policy.version,
+                self.request.url.path,
+                backend=context.policy.backend,
+            )
             body = await read_json(self.request, self.runtime.settings.max_body_bytes)
             model = body.get("model")
             self.entry.model = model[:128] if isinstance(model, str) else None
@@ -150,12 +156,21 @@ class ModelCall:
         runtime = self.runtime
         engine = runtime.engines[context.domain]
         protected = await anyio.to_thread.run_sync(
-            protect, body, extraction, engine, runtime.rewriter, context.policy, context.tenant, runtime.secret
+            protect,
+            body,
+            extraction,
+            engine,
+            runtime.rewriter,
+            context.policy,
+            context.tenant,
+            runtime.secret,
         )
         self.entry.spans, self.entry.leaks = protected.span_report(), protected.leaks
         if protected.leaks and context.policy.protect:
             labels = ", ".join(sorted({leak["label"] for leak in protected.leaks}))
-            raise PolicyRefused(f"a protected value ({labels}) sits in a field privgate cannot rewrite; not sent")
+            raise PolicyRefused(
+                f"a protected value ({labels}) sits in a field privgate cannot rewrite; not sent"
+            )
         return protected
 
     def _dry_run(self, body: dict[str, Any], context: CallContext, protected: Protected) -> Response:
@@ -202,14 +217,19 @@ class ModelCall:
                 except ValueError:
                     answer = None
                 if answer is not None:
-                    content = json.dumps(self.adapter.restore_json(answer, restorer), ensure_ascii=False).encode()
+                    content = json.dumps(
+                        self.adapter.restore_json(answer, restorer), ensure_ascii=False
+                    ).encode()
             overhead = _ms(self.started) - self.upstream_ms
             self.entry.outcome, self.entry.status = "forwarded", response.status_code
             self.entry.upstream_ms = self.upstream_ms
             self._finish(overhead)
-            return Response(content, status_code=response.status_code,
-                            headers={**forward_response_headers(response.headers), **self.headers(overhead)},
-                            media_type=response.headers.get("content-type"))  # fmt: skip
+            return Response(
+                content,
+                status_code=response.status_code,
+                headers={**forward_response_headers(response.headers), **self.headers(overhead)},
+                media_type=response.headers.get("content-type"),
+            )
         overhead_before = (sent - self.started) * 1000
         self.entry.outcome, self.entry.status = "forwarded", response.status_code
         return StreamingResponse(
@@ -219,7 +239,9 @@ class ModelCall:
             media_type="text/event-stream",
         )
 
-    async def _relay(self, response: httpx.Response, tap: Any, sent: float, overhead_ms: float) -> AsyncIterator[bytes]:
+    async def _relay(
+        self, response: httpx.Response, tap: Any, sent: float, overhead_ms: float
+    ) -> AsyncIterator[bytes]:
         """Relay SSE events, restoring surrogates; a broken upstream stream ends in an error event."""
         assert self.entry is not None
         waiting = 0.0
@@ -246,9 +268,13 @@ class ModelCall:
             if not tap.finished:
                 raise UpstreamUnavailable("the upstream stream ended before its final event")
         except (httpx.HTTPError, GatewayError) as exc:
-            error = (exc if isinstance(exc, GatewayError)
-                     else UpstreamTimeout("the upstream stream timed out") if isinstance(exc, httpx.TimeoutException)
-                     else UpstreamUnavailable(f"the upstream stream broke ({type(exc).__name__})"))  # fmt: skip
+            error = (
+                exc
+                if isinstance(exc, GatewayError)
+                else UpstreamTimeout("the upstream stream timed out")
+                if isinstance(exc, httpx.TimeoutException)
+                else UpstreamUnavailable(f"the upstream stream broke ({type(exc).__name__})")
+            )
             self.entry.outcome, self.entry.error = "failed", error.code
             log.warning("request %s: stream ended with %s", self.request_id, error.code)
             yield stream_error_event(error, self.vendor)
@@ -260,7 +286,9 @@ class ModelCall:
 
     def _finish(self, overhead_ms: float | None = None) -> None:
         assert self.entry is not None
-        self.entry.overhead_ms = overhead_ms if overhead_ms is not None else _ms(self.started) - self.upstream_ms
+        self.entry.overhead_ms = (
+            overhead_ms if overhead_ms is not None else _ms(self.started) - self.upstream_ms
+        )
         try:
             self.runtime.audit.write(self.entry)
         except Exception as exc:  # the answer is already decided; losing the record must be loud
@@ -271,8 +299,13 @@ async def send_upstream(upstream: Upstream, request: Request, content: bytes | N
     headers = forward_request_headers(request.headers)
     if content is not None:
         headers["content-type"] = "application/json"
-    outgoing = upstream.client.build_request(request.method, upstream.url(request.url.path), headers=headers,
-                                             content=content, params=request.query_params)  # fmt: skip
+    outgoing = upstream.client.build_request(
+        request.method,
+        upstream.url(request.url.path),
+        headers=headers,
+        content=content,
+        params=request.query_params,
+    )
     try:
         return await upstream.client.send(outgoing, stream=True)
     except httpx.TimeoutException as exc:
@@ -292,13 +325,20 @@ async def relay_unchanged(upstream: Upstream, request: Request, content: bytes |
         finally:
             await response.aclose()
 
-    return StreamingResponse(body(), status_code=response.status_code,
-                             headers=forward_response_headers(response.headers),
-                             media_type=response.headers.get("content-type"))  # fmt: skip
+    return StreamingResponse(
+        body(),
+        status_code=response.status_code,
+        headers=forward_response_headers(response.headers),
+        media_type=response.headers.get("content-type"),
+    )
 
 
-def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
-               runtime: Runtime | None = None) -> FastAPI:  # fmt: skip
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    runtime: Runtime | None = None,
+) -> FastAPI:
     """The gateway app. Models, policies and stores load in the lifespan, never at import."""
 
     @asynccontextmanager
@@ -343,7 +383,9 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             raise NotFound(f"privgate does not serve {request.method} /{path}")
         content = await request.body()
         if len(content) > runtime.settings.max_body_bytes:
-            raise BodyTooLarge(f"request body is larger than the limit of {runtime.settings.max_body_bytes} bytes")
+            raise BodyTooLarge(
+                f"request body is larger than the limit of {runtime.settings.max_body_bytes} bytes"
+            )
         return await relay_unchanged(runtime.upstreams[vendor_of(request).value], request, content or None)
 
     return app

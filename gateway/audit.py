@@ -79,7 +79,9 @@ class AuditStore:
         with Session(self.engine) as session, session.begin():
             session.add(row)
 
-    def recent(self, limit: int = 20, *, leaks_only: bool = False, tenant: str | None = None) -> list[AuditRow]:
+    def recent(
+        self, limit: int = 20, *, leaks_only: bool = False, tenant: str | None = None
+    ) -> list[AuditRow]:
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if leaks_only:
             query = query.where(AuditRow.n_leaks > 0)
@@ -91,8 +93,11 @@ class AuditStore:
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as session:
             total, leaks, spans = session.execute(
-                select(func.count(AuditRow.id), func.coalesce(func.sum(AuditRow.n_leaks), 0),
-                       func.coalesce(func.sum(AuditRow.n_spans), 0))  # fmt: skip
+                select(
+                    func.count(AuditRow.id),
+                    func.coalesce(func.sum(AuditRow.n_leaks), 0),
+                    func.coalesce(func.sum(AuditRow.n_spans), 0),
+                )
             ).one()
         return {"requests": int(total), "leaks": int(leaks), "spans": int(spans)}
 

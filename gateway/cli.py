@@ -19,7 +19,9 @@ policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 console = Console()
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (PRIVGATE_* env overrides)")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (PRIVGATE_* env overrides)")
+]
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
@@ -43,7 +45,9 @@ def serve(
     from gateway.runtime import Runtime
 
     settings = _settings(config, host=host, port=port)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     try:
         runtime = Runtime.build(settings)
     except Exception as exc:
@@ -53,8 +57,12 @@ def serve(
         where = "the built-in echo model (no cloud configured)" if base == ECHO else base
         console.print(f"{name}-style requests go to {where}")
     console.print(f"domains: {', '.join(sorted(runtime.policies))}; default: {settings.default_domain}")
-    uvicorn.run(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower())  # fmt: skip
+    uvicorn.run(
+        create_app(settings, runtime=runtime),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def _detect_one(domain: str | None, config: Path | None):  # type: ignore[no-untyped-def]
@@ -72,7 +80,9 @@ def _detect_one(domain: str | None, config: Path | None):  # type: ignore[no-unt
 @app.command()
 def scan(
     text: Annotated[str | None, typer.Argument(help="text to scan")] = None,
-    jsonl: Annotated[Path | None, typer.Option(help="JSONL of {id, text, spans}; writes detected spans")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="JSONL of {id, text, spans}; writes detected spans")
+    ] = None,
     domain: Annotated[str | None, typer.Option(help="policy domain")] = None,
     tenant: Annotated[str, typer.Option(help="tenant whose surrogates to show")] = "default",
     config: ConfigOption = None,
@@ -89,8 +99,16 @@ def scan(
                     continue
                 record = json.loads(line)
                 spans = engine.detect([record["text"]])[0]
-                record["spans"] = [{"start": s.start, "end": s.end, "label": s.label, "score": round(s.score, 3),
-                                    "detector": s.detector} for s in spans]  # fmt: skip
+                record["spans"] = [
+                    {
+                        "start": s.start,
+                        "end": s.end,
+                        "label": s.label,
+                        "score": round(s.score, 3),
+                        "detector": s.detector,
+                    }
+                    for s in spans
+                ]
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
     assert text is not None
@@ -98,8 +116,13 @@ def scan(
     rewritten, session = runtime.rewriter.rewrite([text], spans, policy, tenant)
     table = Table("label", "detector", "score", "action", "text")
     for span in spans[0]:
-        table.add_row(span.label, span.detector, f"{span.score:.2f}", policy.action_for(span.label).value,
-                      text[span.start : span.end])  # fmt: skip
+        table.add_row(
+            span.label,
+            span.detector,
+            f"{span.score:.2f}",
+            policy.action_for(span.label).value,
+            text[span.start : span.end],
+        )
     console.print(table)
     console.print("[bold]sent upstream:[/bold]")
     console.print(rewritten[0], markup=False, highlight=False)
@@ -123,19 +146,39 @@ def audit(
             record = {c.name: getattr(row, c.name) for c in row.__table__.columns}
             sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
         return
-    table = Table("time", "request", "tenant", "domain", "endpoint", "outcome", "status", "spans", "leaks",
-                  "overhead ms")  # fmt: skip
+    table = Table(
+        "time",
+        "request",
+        "tenant",
+        "domain",
+        "endpoint",
+        "outcome",
+        "status",
+        "spans",
+        "leaks",
+        "overhead ms",
+    )
     for row in rows:
         labels: dict[str, int] = {}
         for span in row.spans:
             labels[span["label"]] = labels.get(span["label"], 0) + 1
-        table.add_row(row.created_at.strftime("%Y-%m-%d %H:%M:%S"), row.request_id[:12], row.tenant, row.domain,
-                      row.endpoint, row.outcome, str(row.status),
-                      ", ".join(f"{k}×{v}" for k, v in sorted(labels.items())) or "-",
-                      f"[red]{row.n_leaks}[/red]" if row.n_leaks else "0", f"{row.overhead_ms:.1f}")  # fmt: skip
+        table.add_row(
+            row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            row.request_id[:12],
+            row.tenant,
+            row.domain,
+            row.endpoint,
+            row.outcome,
+            str(row.status),
+            ", ".join(f"{k}×{v}" for k, v in sorted(labels.items())) or "-",
+            f"[red]{row.n_leaks}[/red]" if row.n_leaks else "0",
+            f"{row.overhead_ms:.1f}",
+        )
     console.print(table)
     totals = store.counts()
-    console.print(f"{totals['requests']} requests, {totals['spans']} spans, {totals['leaks']} leaks in the store")
+    console.print(
+        f"{totals['requests']} requests, {totals['spans']} spans, {totals['leaks']} leaks in the store"
+    )
 
 
 @policy_app.command("check")
@@ -149,8 +192,14 @@ def policy_check(files: Annotated[list[Path], typer.Argument(help="policy YAML f
         if policy is None:
             failed = True
             for issue in issues:
-                console.print(f"{path}:{issue.line or 1}: {issue.location + ': ' if issue.location else ''}{issue.message}",
-                              markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+                console.print(
+                    f"{path}:{issue.line or 1}: {issue.location}: {issue.message}"
+                    if issue.location
+                    else f"{path}:{issue.line or 1}: {issue.message}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
         else:
             console.print(f"{path}: ok (policy {policy.name!r} version {policy.version})")
     raise typer.Exit(1 if failed else 0)

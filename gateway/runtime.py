@@ -36,9 +36,8 @@ class Runtime:
     def build(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
         policies = load_policies(settings.policy_dir)
         if settings.default_domain not in policies:
-            raise StartupError(
-                f"default domain {settings.default_domain!r} has no policy (loaded: {', '.join(sorted(policies))})"
-            )
+            loaded = ", ".join(sorted(policies))
+            raise StartupError(f"default domain {settings.default_domain!r} has no policy (loaded: {loaded})")
         analyzers = AnalyzerCache()
         engines = {name: DetectionEngine(build_detectors(p, analyzers)) for name, p in policies.items()}
         for engine in engines.values():  # the first spaCy call is slow: pay it at start-up, not in a request

@@ -29,7 +29,7 @@ def client_api_key(headers: Headers) -> str | None:
 
 
 def resolve(headers: Headers, runtime: Runtime) -> CallContext:
-    """Tenant from the client's API key (by its hash); domain from the header, else the tenant's, else default."""
+    """Tenant from the client's API key (by its hash); domain from header, tenant, or default."""
     key = client_api_key(headers)
     mapped = runtime.tenants.get(TenantKey.hash_key(key)) if key else None
     tenant = mapped.tenant if mapped else "default"
@@ -40,5 +40,7 @@ def resolve(headers: Headers, runtime: Runtime) -> CallContext:
         domain = (requested or runtime.settings.default_domain).strip().lower()
     policy = runtime.policies.get(domain)
     if policy is None:
-        raise UnknownDomain(f"unknown domain {domain!r}; known domains: {', '.join(sorted(runtime.policies))}")
+        raise UnknownDomain(
+            f"unknown domain {domain!r}; known domains: {', '.join(sorted(runtime.policies))}"
+        )
     return CallContext(tenant, domain, policy)

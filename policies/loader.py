@@ -78,13 +78,21 @@ def check_policy_text(text: str) -> tuple[Policy | None, list[PolicyIssue]]:
         return None, issues
 
 
-def load_policy(path: Path | str) -> Policy:
+def check_policy_file(path: Path | str) -> tuple[Policy | None, list[PolicyIssue]]:
+    """Validate a policy file; its `name` must be its file name (the domain it serves)."""
     path = Path(path)
     policy, issues = check_policy_text(path.read_text(encoding="utf-8"))
+    if policy is not None and policy.name != path.stem:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        message = f"policy name {policy.name!r} must match the file name {path.stem!r}"
+        return None, [PolicyIssue(_node_line(root, ("name",)), "name", message)]
+    return policy, issues
+
+
+def load_policy(path: Path | str) -> Policy:
+    policy, issues = check_policy_file(path)
     if policy is None:
         raise PolicyError(path, [str(i) for i in issues])
-    if policy.name != path.stem:
-        raise PolicyError(path, [f"file: policy name {policy.name!r} must match the file name {path.stem!r}"])
     return policy
 
 

@@ -84,15 +84,24 @@ class Rewriter:
                 value = text[span.start : span.end]
                 action = policy.action_for(span.label)
                 session.records.append(
-                    SpanRecord(slot, span.start, span.end, span.label, span.detector, span.score, action,
-                               value_hash(self._secret, value))
-                )  # fmt: skip
+                    SpanRecord(
+                        slot,
+                        span.start,
+                        span.end,
+                        span.label,
+                        span.detector,
+                        span.score,
+                        action,
+                        value_hash(self._secret, value),
+                    )
+                )
                 replacement = value
                 if action in (Action.PSEUDONYMIZE, Action.MASK):
                     key = (span.label, value)
                     if key not in assigned:
-                        assigned[key] = self._replacement(action, span.label, value, tenant, session,
-                                                          mask_counts, haystack)  # fmt: skip
+                        assigned[key] = self._replacement(
+                            action, span.label, value, tenant, session, mask_counts, haystack
+                        )
                     replacement = assigned[key]
                     session.protected_values[value] = span.label
                 replacements.append(replacement)
@@ -137,7 +146,9 @@ class Rewriter:
         )
 
     @staticmethod
-    def _map_name_parts(label: str, surrogate: str, value: str, session: RewriteSession, haystack: str) -> None:
+    def _map_name_parts(
+        label: str, surrogate: str, value: str, session: RewriteSession, haystack: str
+    ) -> None:
         """'Ms. Becker' in the answer should come back as 'Ms. Müller': map name parts one to one.
 
         Only when both names have the same number of parts, and only parts that are unambiguous.

@@ -20,9 +20,21 @@ from faker import Faker
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _DATE_FORMATS = (
-    "%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%Y/%m/%d", "%d/%m/%y", "%m/%d/%y",
-    "%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%Y年%m月%d日",
-)  # fmt: skip
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%Y/%m/%d",
+    "%d/%m/%y",
+    "%m/%d/%y",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%B %d %Y",
+    "%Y年%m月%d日",
+)
 _COMMON_HANZI = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红"
 
 
@@ -130,9 +142,8 @@ def _date(value: str, rng: random.Random) -> str:
             moved = date(2000, 1, 1)
         text = moved.strftime(fmt)
         # strptime accepts "3/4/1975"; keep the unpadded look of the original when it had one
-        if "%d" in fmt or "%m" in fmt:
-            if re.match(r"^\d(?!\d)", value.strip()) and text.startswith("0"):
-                text = text[1:]
+        if ("%d" in fmt or "%m" in fmt) and re.match(r"^\d(?!\d)", value.strip()) and text.startswith("0"):
+            text = text[1:]
         return text
     return _shape_preserving(value, rng)
 
@@ -154,7 +165,9 @@ class SurrogateFactory:
             "STREET_ADDRESS": lambda v, r: self._faker(v, r).street_address(),
             "ORGANIZATION": lambda v, r: self._faker(v, r).company(),
             "URL": lambda v, r: self._faker(v, r, "en").url(),
-            "IP_ADDRESS": lambda v, r: self._faker(v, r, "en").ipv6() if ":" in v else self._faker(v, r).ipv4(),
+            "IP_ADDRESS": lambda v, r: (
+                self._faker(v, r, "en").ipv6() if ":" in v else self._faker(v, r).ipv4()
+            ),
             "CREDIT_CARD": _credit_card,
             "PHONE_NUMBER": _phone,
             "US_SSN": _ssn,

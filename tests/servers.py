@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -76,17 +77,38 @@ class FakeLLM:
         except ValueError:
             body = raw.decode(errors="replace")
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.records.append({"path": scope["path"], "method": scope["method"], "headers": headers, "body": body})
+        self.records.append(
+            {"path": scope["path"], "method": scope["method"], "headers": headers, "body": body}
+        )
         model = body.get("model") if isinstance(body, dict) else None
 
         if model == "fake-unknown":
-            await _json(send, 404, {"error": {"message": "The model `fake-unknown` does not exist",
-                                              "type": "invalid_request_error", "param": None,
-                                              "code": "model_not_found"}})  # fmt: skip
+            await _json(
+                send,
+                404,
+                {
+                    "error": {
+                        "message": "The model `fake-unknown` does not exist",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "model_not_found",
+                    }
+                },
+            )
             return
         if model == "fake-error":
-            await _json(send, 500, {"error": {"message": "upstream exploded", "type": "server_error",
-                                              "param": None, "code": None}})  # fmt: skip
+            await _json(
+                send,
+                500,
+                {
+                    "error": {
+                        "message": "upstream exploded",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
             return
         if model == "fake-slow":
             await asyncio.sleep(3)
@@ -120,10 +142,8 @@ class FakeLLM:
                 sent_events += 1
             await send(message)
 
-        try:
+        with contextlib.suppress(_Stop):
             await self._echo(scope, receive, limited)
-        except _Stop:
-            pass
 
 
 class _Stop(Exception):
@@ -132,6 +152,11 @@ class _Stop(Exception):
 
 async def _json(send: Send, status: int, payload: dict[str, Any]) -> None:
     body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

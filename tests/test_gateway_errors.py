@@ -23,8 +23,11 @@ NAME = "Amélie Dubois"
 
 
 def test_malformed_json_in_vendor_shape(gateway: LoopbackServer, records: FakeLLM) -> None:
-    openai_error = httpx.post(f"{gateway.url}/v1/chat/completions", content=b'{"model": "x", "messages": [',
-                              headers={"content-type": "application/json"})  # fmt: skip
+    openai_error = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        content=b'{"model": "x", "messages": [',
+        headers={"content-type": "application/json"},
+    )
     assert openai_error.status_code == 400
     assert openai_error.json()["error"]["type"] == "invalid_request_error"
     anthropic_error = httpx.post(f"{gateway.url}/v1/messages", content=b"not json")
@@ -50,8 +53,11 @@ def test_body_too_large(oai: openai.OpenAI, claude: anthropic.Anthropic, records
 
 def test_unknown_domain(oai: openai.OpenAI, records: FakeLLM) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}],
-                                    extra_headers={"X-Privgate-Domain": "astrology"})  # fmt: skip
+        oai.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"X-Privgate-Domain": "astrology"},
+        )
     assert caught.value.code == "unknown_domain"
     assert records.records == []
 
@@ -78,39 +84,53 @@ def test_upstream_timeout(oai: openai.OpenAI, claude: anthropic.Anthropic) -> No
 
 
 @pytest.mark.parametrize("model", ["fake-broken", "fake-truncated"])
-def test_broken_stream_ends_with_an_error(oai: openai.OpenAI, claude: anthropic.Anthropic, model: str) -> None:
+def test_broken_stream_ends_with_an_error(
+    oai: openai.OpenAI, claude: anthropic.Anthropic, model: str
+) -> None:
     with pytest.raises(openai.APIError):
-        for _ in oai.chat.completions.create(model=model, stream=True,
-                                             messages=[{"role": "user", "content": "a long enough text " * 5}]):  # fmt: skip
+        for _ in oai.chat.completions.create(
+            model=model, stream=True, messages=[{"role": "user", "content": "a long enough text " * 5}]
+        ):
             pass
     with pytest.raises(anthropic.APIError):  # noqa: SIM117
-        with claude.messages.stream(model=model, max_tokens=5,
-                                    messages=[{"role": "user", "content": "a long enough text " * 5}]) as stream:  # fmt: skip
+        with claude.messages.stream(
+            model=model, max_tokens=5, messages=[{"role": "user", "content": "a long enough text " * 5}]
+        ) as stream:
             stream.get_final_message()
 
 
 def test_block_action_refuses(oai: openai.OpenAI, records: FakeLLM) -> None:
     with pytest.raises(openai.PermissionDeniedError) as caught:
-        oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"card {CARD}"}],
-                                    extra_headers={"X-Privgate-Domain": "strict"})  # fmt: skip
+        oai.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": f"card {CARD}"}],
+            extra_headers={"X-Privgate-Domain": "strict"},
+        )
     assert CARD not in str(caught.value.body)
     assert records.records == []
 
 
 def test_value_in_unrewritable_field_is_refused(oai: openai.OpenAI, records: FakeLLM) -> None:
     with pytest.raises(openai.PermissionDeniedError):
-        oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}."}],
-                                    metadata={"customer": NAME})  # fmt: skip
+        oai.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": f"I am {NAME}."}],
+            metadata={"customer": NAME},
+        )
     assert records.records == []
 
 
 def test_unknown_path_is_404_unless_policy_passes_through(gateway: LoopbackServer, records: FakeLLM) -> None:
-    refused = httpx.post(f"{gateway.url}/v1/files", json={"purpose": "x"}, headers={"authorization": "Bearer k"})
+    refused = httpx.post(
+        f"{gateway.url}/v1/files", json={"purpose": "x"}, headers={"authorization": "Bearer k"}
+    )
     assert refused.status_code == 404 and refused.json()["error"]["type"] == "invalid_request_error"
     refused_a = httpx.get(f"{gateway.url}/v1/batches", headers={"anthropic-version": "2023-06-01"})
     assert refused_a.status_code == 404 and refused_a.json()["error"]["type"] == "not_found_error"
     assert records.records == []
-    forwarded = httpx.post(f"{gateway.url}/v1/files", json={"purpose": "x"}, headers={"x-privgate-domain": "open"})
+    forwarded = httpx.post(
+        f"{gateway.url}/v1/files", json={"purpose": "x"}, headers={"x-privgate-domain": "open"}
+    )
     assert records.records[-1]["path"] == "/v1/files"  # the fake answered, whatever it said
     assert forwarded.headers["x-privgate-request-id"]
 
@@ -129,15 +149,20 @@ def test_detector_failure_fails_closed(fake_llm: FakeLLM, policy_dir: Path, tmp_
     with LoopbackServer(create_app(runtime=runtime)) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
         with pytest.raises(openai.APIStatusError) as caught:
-            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}"}])
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}"}]
+            )
     assert caught.value.status_code == 503
     assert caught.value.code == "privgate_detection_failed"
     assert fake_llm.records == []
 
 
 def test_dry_run_returns_what_would_be_sent(gateway: LoopbackServer, records: FakeLLM) -> None:
-    reply = httpx.post(f"{gateway.url}/v1/chat/completions", headers={"X-Privgate-Dry-Run": "1"},
-                       json={"model": "gpt-4o", "messages": [{"role": "user", "content": f"I am {NAME}."}]})  # fmt: skip
+    reply = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        headers={"X-Privgate-Dry-Run": "1"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": f"I am {NAME}."}]},
+    )
     report = reply.json()
     assert reply.status_code == 200 and report["object"] == "privgate.dry_run"
     assert NAME not in json.dumps(report["body"], ensure_ascii=False)
@@ -157,7 +182,10 @@ def test_tenant_key_selects_domain_and_headers(gateway: LoopbackServer, records:
 
 
 def test_no_raw_value_in_logs_errors_or_audit(
-    oai: openai.OpenAI, runtime: Runtime, all_logs: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    oai: openai.OpenAI,
+    runtime: Runtime,
+    all_logs: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     secret_prompt = f"I am {NAME}, card {CARD}."
     oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": secret_prompt}])
@@ -165,13 +193,19 @@ def test_no_raw_value_in_logs_errors_or_audit(
         with pytest.raises(openai.APIError):
             oai.chat.completions.create(model=model, messages=[{"role": "user", "content": secret_prompt}])
     with pytest.raises(openai.APIError):
-        oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": secret_prompt}],
-                                    extra_headers={"X-Privgate-Domain": "strict"})  # fmt: skip
+        oai.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": secret_prompt}],
+            extra_headers={"X-Privgate-Domain": "strict"},
+        )
     out, err = capfd.readouterr()
     logged = all_logs.text + out + err
     rows = runtime.audit.recent(50)
-    stored = json.dumps([{c.name: getattr(r, c.name) for c in r.__table__.columns} for r in rows],
-                        default=str, ensure_ascii=False)  # fmt: skip
+    stored = json.dumps(
+        [{c.name: getattr(r, c.name) for c in r.__table__.columns} for r in rows],
+        default=str,
+        ensure_ascii=False,
+    )
     assert rows and any(r.n_spans for r in rows)
     for value in (NAME, CARD, "Amélie", "Dubois"):
         assert value not in logged

@@ -45,7 +45,10 @@ def test_chat_multipart_developer_and_n_choices(oai: openai.OpenAI, records: Fak
         n=2,
         messages=[
             {"role": "developer", "content": [{"type": "text", "text": SYSTEM}]},
-            {"role": "user", "content": [{"type": "text", "text": PROMPT[:60]}, {"type": "text", "text": PROMPT[60:]}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": PROMPT[:60]}, {"type": "text", "text": PROMPT[60:]}],
+            },
         ],
     )
     assert [c.message.content for c in answer.choices] == [PROMPT[:60] + "\n" + PROMPT[60:]] * 2
@@ -53,8 +56,9 @@ def test_chat_multipart_developer_and_n_choices(oai: openai.OpenAI, records: Fak
 
 
 def test_chat_stream_restores_split_surrogates(oai: openai.OpenAI, records: FakeLLM) -> None:
-    stream = oai.chat.completions.create(model="gpt-4o", stream=True, n=2,
-                                         messages=[{"role": "user", "content": PROMPT}])  # fmt: skip
+    stream = oai.chat.completions.create(
+        model="gpt-4o", stream=True, n=2, messages=[{"role": "user", "content": PROMPT}]
+    )
     texts = {0: "", 1: ""}
     for chunk in stream:
         for choice in chunk.choices:
@@ -65,7 +69,9 @@ def test_chat_stream_restores_split_surrogates(oai: openai.OpenAI, records: Fake
 
 def test_chat_tool_calls_and_results(oai: openai.OpenAI, records: FakeLLM) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    first = oai.chat.completions.create(model="gpt-4o", tools=tools, messages=[{"role": "user", "content": PROMPT}])
+    first = oai.chat.completions.create(
+        model="gpt-4o", tools=tools, messages=[{"role": "user", "content": PROMPT}]
+    )
     call = first.choices[0].message.tool_calls[0]
     assert json.loads(call.function.arguments) == {"text": PROMPT}
     # the app sends the call and its result back: both carry originals, both must be rewritten
@@ -86,8 +92,9 @@ def test_chat_tool_calls_and_results(oai: openai.OpenAI, records: FakeLLM) -> No
 def test_chat_tool_call_arguments_streamed(oai: openai.OpenAI, records: FakeLLM) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     prompt = 'Amélie Dubois said "yes" \\ ask Jürgen Weiß'
-    stream = oai.chat.completions.create(model="gpt-4o", tools=tools, stream=True,
-                                         messages=[{"role": "user", "content": prompt}])  # fmt: skip
+    stream = oai.chat.completions.create(
+        model="gpt-4o", tools=tools, stream=True, messages=[{"role": "user", "content": prompt}]
+    )
     arguments = ""
     for chunk in stream:
         for call in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
@@ -140,19 +147,24 @@ def test_anthropic_messages(claude: anthropic.Anthropic, records: FakeLLM) -> No
     )
     assert message.content[0].text == PROMPT
     headers = records.records[0]["headers"]
-    assert "sk-ant-test-client" in (headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer "))
+    assert "sk-ant-test-client" in (
+        headers.get("x-api-key"),
+        headers.get("authorization", "").removeprefix("Bearer "),
+    )
     assert "anthropic-version" in records.records[0]["headers"]
     assert_clean(records, *SECRETS, "Giulia Rossi")
 
 
 def test_anthropic_stream_and_tools(claude: anthropic.Anthropic, records: FakeLLM) -> None:
-    with claude.messages.stream(model="claude-test", max_tokens=100, system=SYSTEM,
-                                messages=[{"role": "user", "content": PROMPT}]) as stream:  # fmt: skip
+    with claude.messages.stream(
+        model="claude-test", max_tokens=100, system=SYSTEM, messages=[{"role": "user", "content": PROMPT}]
+    ) as stream:
         streamed = "".join(stream.text_stream)
     assert streamed == PROMPT
     tools = [{"name": "lookup", "description": "look up", "input_schema": {"type": "object"}}]
-    with claude.messages.stream(model="claude-test", max_tokens=100, tools=tools,
-                                messages=[{"role": "user", "content": PROMPT}]) as stream:  # fmt: skip
+    with claude.messages.stream(
+        model="claude-test", max_tokens=100, tools=tools, messages=[{"role": "user", "content": PROMPT}]
+    ) as stream:
         final = stream.get_final_message()
     tool_use = final.content[0]
     assert tool_use.type == "tool_use" and tool_use.input == {"text": PROMPT}
@@ -163,10 +175,18 @@ def test_anthropic_stream_and_tools(claude: anthropic.Anthropic, records: FakeLL
         messages=[
             {"role": "user", "content": PROMPT},
             {"role": "assistant", "content": [tool_use.model_dump()]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id,
-                                          "content": [{"type": "text", "text": "Jürgen Weiß approved."}]}]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": tool_use.id,
+                        "content": [{"type": "text", "text": "Jürgen Weiß approved."}],
+                    }
+                ],
+            },
         ],
-    )  # fmt: skip
+    )
     assert follow.content[0].text == "Jürgen Weiß approved."
     assert_clean(records, *SECRETS, "Giulia Rossi")
 

@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 from rewriters.restore import Restorer
 
-MAPPING = {"Laura Becker": "Hans Müller", "Laura": "Hans", "[PERSON_1]": 'Zoë "Z" O\'Neil', "555-0199": "555-0134"}
+MAPPING = {
+    "Laura Becker": "Hans Müller",
+    "Laura": "Hans",
+    "[PERSON_1]": 'Zoë "Z" O\'Neil',
+    "555-0199": "555-0134",
+}
 ANSWER = "Dear Laura Becker, Laura asked [PERSON_1] to call 555-0199. Lauraine stays, Laura."
 
 
@@ -21,7 +26,7 @@ def restored_in_pieces(restorer: Restorer, text: str, cuts: list[int], *, json_s
 
 def test_restore_whole_text() -> None:
     assert Restorer(MAPPING).restore(ANSWER) == (
-        "Dear Hans Müller, Hans asked Zoë \"Z\" O'Neil to call 555-0134. Lauraine stays, Hans."
+        'Dear Hans Müller, Hans asked Zoë "Z" O\'Neil to call 555-0134. Lauraine stays, Hans.'
     )
 
 

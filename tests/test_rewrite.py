@@ -23,8 +23,9 @@ def spans_of(text: str, *values: tuple[str, str]) -> list[Span]:
 
 def test_pseudonyms_are_deterministic_per_tenant_and_restorable() -> None:
     text = "Hans Müller paid with 4111 1111 1111 1111 on 03/04/1975."
-    found = spans_of(text, ("Hans Müller", "PERSON"), ("4111 1111 1111 1111", "CREDIT_CARD"),
-                     ("03/04/1975", "DATE_TIME"))  # fmt: skip
+    found = spans_of(
+        text, ("Hans Müller", "PERSON"), ("4111 1111 1111 1111", "CREDIT_CARD"), ("03/04/1975", "DATE_TIME")
+    )
     (first,), session = rewriter().rewrite([text], [found], POLICY, "tenant-a")
     (again,), _ = rewriter().rewrite([text], [found], POLICY, "tenant-a")
     (other,), _ = rewriter().rewrite([text], [found], POLICY, "tenant-b")
@@ -58,7 +59,9 @@ def test_collisions_inside_a_request_are_resolved() -> None:
 
 
 def test_mask_and_block_and_allow() -> None:
-    policy = Policy(name="t", version="1", default_action="mask", actions={"DATE_TIME": "allow", "US_SSN": "block"})
+    policy = Policy(
+        name="t", version="1", default_action="mask", actions={"DATE_TIME": "allow", "US_SSN": "block"}
+    )
     text = "Ann and Bob on Monday"
     found = spans_of(text, ("Ann", "PERSON"), ("Bob", "PERSON"), ("Monday", "DATE_TIME"))
     (out,), session = rewriter().rewrite([text], [found], policy, "t")
@@ -70,6 +73,10 @@ def test_mask_and_block_and_allow() -> None:
 
 
 def test_merge_prefers_longest_then_score() -> None:
-    spans = [Span(0, 5, "A", 0.9, "x"), Span(0, 10, "B", 0.5, "y"), Span(12, 15, "C", 0.4, "x"),
-             Span(12, 15, "D", 0.8, "y")]  # fmt: skip
+    spans = [
+        Span(0, 5, "A", 0.9, "x"),
+        Span(0, 10, "B", 0.5, "y"),
+        Span(12, 15, "C", 0.4, "x"),
+        Span(12, 15, "D", 0.8, "y"),
+    ]
     assert [s.label for s in merge_spans(spans)] == ["B", "D"]

@@ -81,13 +81,16 @@ class StreamTap:
         return [*out, event]
 
     def flush(self) -> list[Event]:
-        return [e for (index,) in self._channels.keys() for e in self._flush_block(index)]
+        return [e for (index,) in self._channels.open_channels() for e in self._flush_block(index)]
 
     def _flush_block(self, index: int) -> list[Event]:
         text = self._channels.flush((index,))
         if not text:
             return []
         delta_type = self._delta_type.get(index, "text_delta")
-        data = {"type": "content_block_delta", "index": index,
-                "delta": {"type": delta_type, _DELTA_FIELDS[delta_type][0]: text}}  # fmt: skip
+        data = {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": delta_type, _DELTA_FIELDS[delta_type][0]: text},
+        }
         return [Event("content_block_delta", data, "")]

@@ -18,8 +18,23 @@ from rewriters.restore import Restorer, StreamRestorer
 # Keys whose string values are JSON text (tool-call arguments): restored with JSON escaping.
 JSON_TEXT_KEYS = frozenset({"arguments", "partial_json"})
 # Keys that are protocol identifiers, never model text.
-IDENTIFIER_KEYS = frozenset({"id", "object", "type", "role", "model", "call_id", "tool_call_id", "item_id",
-                             "finish_reason", "stop_reason", "system_fingerprint", "status", "event"})  # fmt: skip
+IDENTIFIER_KEYS = frozenset(
+    {
+        "id",
+        "object",
+        "type",
+        "role",
+        "model",
+        "call_id",
+        "tool_call_id",
+        "item_id",
+        "finish_reason",
+        "stop_reason",
+        "system_fingerprint",
+        "status",
+        "event",
+    }
+)
 
 
 @dataclass
@@ -61,7 +76,9 @@ class Extraction:
 
     def add_tree(self, value: Any) -> None:
         """Every string leaf of a JSON value (tool inputs are objects of arbitrary shape)."""
-        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        items = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        )
         for key, child in items:
             if isinstance(child, str):
                 self.slots.append(TextSlot(value, key))
@@ -132,7 +149,7 @@ class Channels:
         stream = self._open.pop(key, None)
         return stream.flush() if stream else ""
 
-    def keys(self) -> list[tuple[Any, ...]]:
+    def open_channels(self) -> list[tuple[Any, ...]]:
         return list(self._open)
 
 

@@ -70,12 +70,12 @@ class StreamTap:
         return [*before, event]
 
     def flush(self) -> list[Event]:
-        indexes = sorted({key[1] for key in self._channels.keys()})
+        indexes = sorted({key[1] for key in self._channels.open_channels()})
         return [e for i in indexes for e in self._flush_choice(i)]
 
     def _flush_choice(self, index: int) -> list[Event]:
         events = []
-        for key in [k for k in self._channels.keys() if k[1] == index]:
+        for key in [k for k in self._channels.open_channels() if k[1] == index]:
             text = self._channels.flush(key)
             if not text:
                 continue
@@ -83,7 +83,9 @@ class StreamTap:
                 delta: dict[str, Any] = {"tool_calls": [{"index": key[2], "function": {"arguments": text}}]}
             else:
                 delta = {key[0]: text}
-            chunk = {**copy.deepcopy(self._template or {}), "choices": [{"index": index, "delta": delta,
-                                                                         "finish_reason": None}]}  # fmt: skip
+            chunk = {
+                **copy.deepcopy(self._template or {}),
+                "choices": [{"index": index, "delta": delta, "finish_reason": None}],
+            }
             events.append(Event(None, chunk, ""))
         return events

@@ -18,7 +18,7 @@ def extract(body: dict[str, Any]) -> Extraction:
     if isinstance(value, str):
         found.add(body, "input")
     elif isinstance(value, list):
-        for i, item in enumerate(value):
+        for i in range(len(value)):
             found.add(value, i)  # strings only; token-id arrays carry no text we can read
     else:
         raise BadRequest("`input` must be a string or a list")

@@ -19,8 +19,11 @@ _DELTAS = {
     "response.refusal.delta": ("refusal", False),
     "response.function_call_arguments.delta": ("args", True),
 }
-_DONES = {"response.output_text.done": "text", "response.refusal.done": "refusal",
-          "response.function_call_arguments.done": "args"}  # fmt: skip
+_DONES = {
+    "response.output_text.done": "text",
+    "response.refusal.done": "refusal",
+    "response.function_call_arguments.done": "args",
+}
 
 
 def extract(body: dict[str, Any]) -> Extraction:
@@ -97,7 +100,7 @@ class StreamTap:
         return [self._numbered(e) for e in out]
 
     def flush(self) -> list[Event]:
-        return [e for key in self._channels.keys() for e in self._flush_channel(key)]
+        return [e for key in self._channels.open_channels() for e in self._flush_channel(key)]
 
     def _flush_channel(self, key: tuple[Any, ...]) -> list[Event]:
         text = self._channels.flush(key)

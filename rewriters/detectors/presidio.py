@@ -29,7 +29,10 @@ def build_analyzer(language: str, spacy_model: str) -> AnalyzerEngine:
     # Presidio logs every recognizer it loads and each it skips for another language: keep start-up quiet.
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     nlp_engine = NlpEngineProvider(
-        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": language, "model_name": spacy_model}]}
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": language, "model_name": spacy_model}],
+        }
     ).create_engine()
     registry = RecognizerRegistry(supported_languages=[language])
     registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
