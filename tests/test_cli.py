@@ -28,8 +28,10 @@ def test_scan_text_shows_spans_and_rewrite(env: Path) -> None:
 
 def test_scan_jsonl_writes_detected_spans(env: Path) -> None:
     source = env / "in.jsonl"
-    records = [{"id": "a", "text": "Call Amélie Dubois at amelie@example.fr", "spans": [], "meta": {"k": 1}},
-               {"id": "b", "text": "nothing here", "spans": []}]  # fmt: skip
+    records = [
+        {"id": "a", "text": "Call Amélie Dubois at amelie@example.fr", "spans": [], "meta": {"k": 1}},
+        {"id": "b", "text": "nothing here", "spans": []},
+    ]
     source.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["scan", "--jsonl", str(source)])
     assert result.exit_code == 0, result.output
@@ -43,10 +45,30 @@ def test_scan_jsonl_writes_detected_spans(env: Path) -> None:
 
 def test_audit_lists_recent_and_leaks(env: Path) -> None:
     store = AuditStore(f"sqlite:///{env / 'audit.db'}")
-    store.write(AuditEntry("r1", "acme", "general", "v1", "/v1/chat/completions", outcome="forwarded", status=200,
-                           spans=[{"label": "PERSON"}]))  # fmt: skip
-    store.write(AuditEntry("r2", "acme", "general", "v1", "/v1/messages", outcome="refused", status=403,
-                           leaks=[{"label": "PERSON", "value_hash": "abc"}]))  # fmt: skip
+    store.write(
+        AuditEntry(
+            "r1",
+            "acme",
+            "general",
+            "v1",
+            "/v1/chat/completions",
+            outcome="forwarded",
+            status=200,
+            spans=[{"label": "PERSON"}],
+        )
+    )
+    store.write(
+        AuditEntry(
+            "r2",
+            "acme",
+            "general",
+            "v1",
+            "/v1/messages",
+            outcome="refused",
+            status=403,
+            leaks=[{"label": "PERSON", "value_hash": "abc"}],
+        )
+    )
     store.close()
     result = CliRunner().invoke(app, ["audit", "--json"])
     assert result.exit_code == 0, result.output

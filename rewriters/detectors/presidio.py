@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 # The e-mail recognizer's tldextract would fetch the public suffix list at first use: stay offline.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -32,10 +32,18 @@ from rewriters.spans import Span  # noqa: E402
 
 # Presidio registers these pattern recognizers for English only, yet an e-mail or an IBAN looks the
 # same in every language: register them for each language we analyse.
-_LANGUAGE_NEUTRAL: tuple[type[EntityRecognizer], ...] = (
-    CreditCardRecognizer, CryptoRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer,
-    MacAddressRecognizer, UrlRecognizer,
-)  # fmt: skip
+_LANGUAGE_NEUTRAL: dict[str, Callable[..., EntityRecognizer]] = {
+    cls.__name__: cls
+    for cls in (
+        CreditCardRecognizer,
+        CryptoRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        MacAddressRecognizer,
+        UrlRecognizer,
+    )
+}
 # Phone numbers are parsed by libphonenumber against these regions (Presidio's default omits most of Europe).
 _PHONE_REGIONS = (
     "US",
@@ -81,12 +89,12 @@ def build_analyzer(models: Mapping[str, str]) -> AnalyzerEngine:
     registry.load_predefined_recognizers(languages=languages, nlp_engine=nlp_engine)
     registry.remove_recognizer("PhoneRecognizer")
     for language in languages:
-        present = {r.name for r in registry.get_recognizers(language=language, all_fields=True)}
+        present: set[str] = {str(r.name) for r in registry.get_recognizers(language=language, all_fields=True)}
         registry.add_recognizer(
             PhoneRecognizer(supported_language=language, supported_regions=_PHONE_REGIONS)
         )
-        for recognizer in _LANGUAGE_NEUTRAL:
-            if recognizer.__name__ not in present:
+        for name, recognizer in _LANGUAGE_NEUTRAL.items():
+            if name not in present:
                 registry.add_recognizer(recognizer(supported_language=language))
     return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=languages)
 
