@@ -168,9 +168,7 @@ class ModelCall:
         self.entry.spans, self.entry.leaks = protected.span_report(), protected.leaks
         if protected.leaks and context.policy.protect:
             labels = ", ".join(sorted({leak["label"] for leak in protected.leaks}))
-            raise PolicyRefused(
-                f"a protected value ({labels}) sits in a field privgate cannot rewrite; not sent"
-            )
+            raise PolicyRefused(f"a protected value ({labels}) sits in a field privgate cannot rewrite; not sent")
         return protected
 
     def _dry_run(self, body: dict[str, Any], context: CallContext, protected: Protected) -> Response:
@@ -217,9 +215,7 @@ class ModelCall:
                 except ValueError:
                     answer = None
                 if answer is not None:
-                    content = json.dumps(
-                        self.adapter.restore_json(answer, restorer), ensure_ascii=False
-                    ).encode()
+                    content = json.dumps(self.adapter.restore_json(answer, restorer), ensure_ascii=False).encode()
             overhead = _ms(self.started) - self.upstream_ms
             self.entry.outcome, self.entry.status = "forwarded", response.status_code
             self.entry.upstream_ms = self.upstream_ms
@@ -239,9 +235,7 @@ class ModelCall:
             media_type="text/event-stream",
         )
 
-    async def _relay(
-        self, response: httpx.Response, tap: Any, sent: float, overhead_ms: float
-    ) -> AsyncIterator[bytes]:
+    async def _relay(self, response: httpx.Response, tap: Any, sent: float, overhead_ms: float) -> AsyncIterator[bytes]:
         """Relay SSE events, restoring surrogates; a broken upstream stream ends in an error event."""
         assert self.entry is not None
         waiting = 0.0
@@ -286,9 +280,7 @@ class ModelCall:
 
     def _finish(self, overhead_ms: float | None = None) -> None:
         assert self.entry is not None
-        self.entry.overhead_ms = (
-            overhead_ms if overhead_ms is not None else _ms(self.started) - self.upstream_ms
-        )
+        self.entry.overhead_ms = overhead_ms if overhead_ms is not None else _ms(self.started) - self.upstream_ms
         try:
             self.runtime.audit.write(self.entry)
         except Exception as exc:  # the answer is already decided; losing the record must be loud
@@ -383,9 +375,7 @@ def create_app(
             raise NotFound(f"privgate does not serve {request.method} /{path}")
         content = await request.body()
         if len(content) > runtime.settings.max_body_bytes:
-            raise BodyTooLarge(
-                f"request body is larger than the limit of {runtime.settings.max_body_bytes} bytes"
-            )
+            raise BodyTooLarge(f"request body is larger than the limit of {runtime.settings.max_body_bytes} bytes")
         return await relay_unchanged(runtime.upstreams[vendor_of(request).value], request, content or None)
 
     return app

@@ -79,9 +79,7 @@ class AuditStore:
         with Session(self.engine) as session, session.begin():
             session.add(row)
 
-    def recent(
-        self, limit: int = 20, *, leaks_only: bool = False, tenant: str | None = None
-    ) -> list[AuditRow]:
+    def recent(self, limit: int = 20, *, leaks_only: bool = False, tenant: str | None = None) -> list[AuditRow]:
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if leaks_only:
             query = query.where(AuditRow.n_leaks > 0)

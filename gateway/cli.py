@@ -45,9 +45,7 @@ def serve(
     from gateway.runtime import Runtime
 
     settings = _settings(config, host=host, port=port)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         runtime = Runtime.build(settings)
     except Exception as exc:
@@ -80,9 +78,7 @@ def _detect_one(domain: str | None, config: Path | None):  # type: ignore[no-unt
 @app.command()
 def scan(
     text: Annotated[str | None, typer.Argument(help="text to scan")] = None,
-    jsonl: Annotated[
-        Path | None, typer.Option(help="JSONL of {id, text, spans}; writes detected spans")
-    ] = None,
+    jsonl: Annotated[Path | None, typer.Option(help="JSONL of {id, text, spans}; writes detected spans")] = None,
     domain: Annotated[str | None, typer.Option(help="policy domain")] = None,
     tenant: Annotated[str, typer.Option(help="tenant whose surrogates to show")] = "default",
     config: ConfigOption = None,
@@ -176,9 +172,7 @@ def audit(
         )
     console.print(table)
     totals = store.counts()
-    console.print(
-        f"{totals['requests']} requests, {totals['spans']} spans, {totals['leaks']} leaks in the store"
-    )
+    console.print(f"{totals['requests']} requests, {totals['spans']} spans, {totals['leaks']} leaks in the store")
 
 
 @policy_app.command("check")

@@ -113,10 +113,7 @@ async def _chat(request: Request) -> Any:
         "total_tokens": prompt + _words(text),
     }
     finish = "tool_calls" if tool else "stop"
-    calls = [
-        {"id": _uid("call_"), "type": "function", "function": {"name": tool, "arguments": out}}
-        for _ in range(n)
-    ]
+    calls = [{"id": _uid("call_"), "type": "function", "function": {"name": tool, "arguments": out}} for _ in range(n)]
     base = {"id": _uid("chatcmpl-"), "created": int(time.time()), "model": body["model"]}
 
     if not body.get("stream"):
@@ -125,9 +122,7 @@ async def _chat(request: Request) -> Any:
             if tool
             else [{"role": "assistant", "content": out, "refusal": None}] * n
         )
-        choices = [
-            {"index": i, "message": message[i], "finish_reason": finish, "logprobs": None} for i in range(n)
-        ]
+        choices = [{"index": i, "message": message[i], "finish_reason": finish, "logprobs": None} for i in range(n)]
         return {**base, "object": "chat.completion", "choices": choices, "usage": usage}
 
     with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -248,9 +243,7 @@ async def _messages(request: Request) -> Any:
     messages = [m for m in body["messages"] if isinstance(m, dict)]
     last = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     text, has_result = _anthropic_text(last.get("content"))
-    custom = [
-        t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type", "custom") == "custom"
-    ]
+    custom = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type", "custom") == "custom"]
     tool = None if has_result else _first_tool_name(custom)  # server tools (web_search...) are not ours
     system, contents = _parts_text(body.get("system")), [m.get("content") for m in messages]
     prompt = _words(system, *(_anthropic_text(c)[0] for c in contents))
@@ -345,9 +338,7 @@ def create_echo_app() -> FastAPI:
                 "error": {"type": "invalid_request_error", "message": str(exc)},
             }
         else:
-            body = {
-                "error": {"message": str(exc), "type": "invalid_request_error", "param": None, "code": None}
-            }
+            body = {"error": {"message": str(exc), "type": "invalid_request_error", "param": None, "code": None}}
         return JSONResponse(body, status_code=400)
 
     app.add_api_route("/v1/chat/completions", _chat, methods=["POST"], response_model=None)

@@ -75,9 +75,7 @@ def error_body(error: GatewayError, vendor: Vendor) -> dict[str, object]:
     return {"error": {"message": message, "type": error.openai_type, "param": None, "code": error.code}}
 
 
-def error_response(
-    error: GatewayError, vendor: Vendor, headers: dict[str, str] | None = None
-) -> JSONResponse:
+def error_response(error: GatewayError, vendor: Vendor, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(error, vendor), status_code=error.status, headers=headers)
 
 

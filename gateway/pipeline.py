@@ -59,9 +59,7 @@ def protect(
         raise PolicyRefused(str(exc)) from exc
     except (DetectorError, Exception) as exc:
         if policy.protect:
-            raise DetectionFailed(
-                f"sensitive-data detection failed ({type(exc).__name__}); request not sent"
-            ) from exc
+            raise DetectionFailed(f"sensitive-data detection failed ({type(exc).__name__}); request not sent") from exc
         raise
     return Protected(session, scan_leaks(body, session, secret))
 
@@ -72,9 +70,7 @@ def scan_leaks(body: dict[str, Any], session: RewriteSession, secret: bytes) -> 
     It catches values sitting in fields no adapter rewrites (metadata, tool descriptions, names).
     """
     values = [
-        v
-        for v, label in session.protected_values.items()
-        if session.policy.action_for(label) is not Action.ALLOW
+        v for v, label in session.protected_values.items() if session.policy.action_for(label) is not Action.ALLOW
     ]
     if not values:
         return []
@@ -83,6 +79,4 @@ def scan_leaks(body: dict[str, Any], session: RewriteSession, secret: bytes) -> 
     alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
     regex = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
     found = {forms[m.group()] for m in regex.finditer(outbound)}
-    return [
-        {"label": session.protected_values[v], "value_hash": value_hash(secret, v)} for v in sorted(found)
-    ]
+    return [{"label": session.protected_values[v], "value_hash": value_hash(secret, v)} for v in sorted(found)]

@@ -40,7 +40,5 @@ def resolve(headers: Headers, runtime: Runtime) -> CallContext:
         domain = (requested or runtime.settings.default_domain).strip().lower()
     policy = runtime.policies.get(domain)
     if policy is None:
-        raise UnknownDomain(
-            f"unknown domain {domain!r}; known domains: {', '.join(sorted(runtime.policies))}"
-        )
+        raise UnknownDomain(f"unknown domain {domain!r}; known domains: {', '.join(sorted(runtime.policies))}")
     return CallContext(tenant, domain, policy)

@@ -32,9 +32,7 @@ _HOP_BY_HOP = frozenset(
 def forward_request_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The client's own headers (its API key, anthropic-version, OpenAI-Organization...) go upstream."""
     return {
-        k: v
-        for k, v in headers.items()
-        if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-privgate-")
+        k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-privgate-")
     }
 
 
@@ -60,9 +58,7 @@ class Upstream:
         return self.base_url + path
 
 
-def build_upstreams(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
-) -> dict[str, Upstream]:
+def build_upstreams(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> dict[str, Upstream]:
     """`transport` lets tests route every upstream call in-process, like httpx.MockTransport."""
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64)

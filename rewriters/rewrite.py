@@ -146,9 +146,7 @@ class Rewriter:
         )
 
     @staticmethod
-    def _map_name_parts(
-        label: str, surrogate: str, value: str, session: RewriteSession, haystack: str
-    ) -> None:
+    def _map_name_parts(label: str, surrogate: str, value: str, session: RewriteSession, haystack: str) -> None:
         """'Ms. Becker' in the answer should come back as 'Ms. Müller': map name parts one to one.
 
         Only when both names have the same number of parts, and only parts that are unambiguous.

@@ -42,9 +42,7 @@ _MONTHS = {
     "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre".split(),
     "it": "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre".split(),
 }
-_MONTH_INDEX = {
-    name.casefold(): (lang, i) for lang, names in reversed(_MONTHS.items()) for i, name in enumerate(names)
-}
+_MONTH_INDEX = {name.casefold(): (lang, i) for lang, names in reversed(_MONTHS.items()) for i, name in enumerate(names)}
 _SPELLED_DATE = re.compile(
     r"^(?P<day>\d{1,2})(?P<suffix>er|\.|º)?(?P<sep1>\s+(?:de\s+)?)(?P<month>[^\W\d_]+)(?P<sep2>\s+(?:de\s+)?)(?P<year>\d{4})$"
 )
@@ -203,9 +201,7 @@ class SurrogateFactory:
             "STREET_ADDRESS": lambda v, r: self._faker(v, r).street_address(),
             "ORGANIZATION": lambda v, r: self._faker(v, r).company(),
             "URL": lambda v, r: self._faker(v, r, "en").url(),
-            "IP_ADDRESS": lambda v, r: (
-                self._faker(v, r, "en").ipv6() if ":" in v else self._faker(v, r).ipv4()
-            ),
+            "IP_ADDRESS": lambda v, r: self._faker(v, r, "en").ipv6() if ":" in v else self._faker(v, r).ipv4(),
             "CREDIT_CARD": _credit_card,
             "PHONE_NUMBER": _phone,
             "US_SSN": _ssn,

@@ -77,9 +77,7 @@ class FakeLLM:
         except ValueError:
             body = raw.decode(errors="replace")
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.records.append(
-            {"path": scope["path"], "method": scope["method"], "headers": headers, "body": body}
-        )
+        self.records.append({"path": scope["path"], "method": scope["method"], "headers": headers, "body": body})
         model = body.get("model") if isinstance(body, dict) else None
 
         if model == "fake-unknown":

@@ -44,9 +44,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_echo_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(create_echo_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -230,9 +228,7 @@ def test_messages_blocks(anth: anthropic.Anthropic) -> None:
 
 
 def test_messages_stream(anth: anthropic.Anthropic) -> None:
-    with anth.messages.stream(
-        model="m", max_tokens=64, messages=[{"role": "user", "content": TEXT}]
-    ) as stream:
+    with anth.messages.stream(model="m", max_tokens=64, messages=[{"role": "user", "content": TEXT}]) as stream:
         deltas = list(stream.text_stream)
         final = stream.get_final_message()
     assert "".join(deltas) == TEXT and len(deltas) > 2

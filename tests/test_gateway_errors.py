@@ -84,9 +84,7 @@ def test_upstream_timeout(oai: openai.OpenAI, claude: anthropic.Anthropic) -> No
 
 
 @pytest.mark.parametrize("model", ["fake-broken", "fake-truncated"])
-def test_broken_stream_ends_with_an_error(
-    oai: openai.OpenAI, claude: anthropic.Anthropic, model: str
-) -> None:
+def test_broken_stream_ends_with_an_error(oai: openai.OpenAI, claude: anthropic.Anthropic, model: str) -> None:
     with pytest.raises(openai.APIError):
         for _ in oai.chat.completions.create(
             model=model, stream=True, messages=[{"role": "user", "content": "a long enough text " * 5}]
@@ -121,16 +119,12 @@ def test_value_in_unrewritable_field_is_refused(oai: openai.OpenAI, records: Fak
 
 
 def test_unknown_path_is_404_unless_policy_passes_through(gateway: LoopbackServer, records: FakeLLM) -> None:
-    refused = httpx.post(
-        f"{gateway.url}/v1/files", json={"purpose": "x"}, headers={"authorization": "Bearer k"}
-    )
+    refused = httpx.post(f"{gateway.url}/v1/files", json={"purpose": "x"}, headers={"authorization": "Bearer k"})
     assert refused.status_code == 404 and refused.json()["error"]["type"] == "invalid_request_error"
     refused_a = httpx.get(f"{gateway.url}/v1/batches", headers={"anthropic-version": "2023-06-01"})
     assert refused_a.status_code == 404 and refused_a.json()["error"]["type"] == "not_found_error"
     assert records.records == []
-    forwarded = httpx.post(
-        f"{gateway.url}/v1/files", json={"purpose": "x"}, headers={"x-privgate-domain": "open"}
-    )
+    forwarded = httpx.post(f"{gateway.url}/v1/files", json={"purpose": "x"}, headers={"x-privgate-domain": "open"})
     assert records.records[-1]["path"] == "/v1/files"  # the fake answered, whatever it said
     assert forwarded.headers["x-privgate-request-id"]
 
@@ -149,9 +143,7 @@ def test_detector_failure_fails_closed(fake_llm: FakeLLM, policy_dir: Path, tmp_
     with LoopbackServer(create_app(runtime=runtime)) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
         with pytest.raises(openai.APIStatusError) as caught:
-            client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}"}]
-            )
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}"}])
     assert caught.value.status_code == 503
     assert caught.value.code == "privgate_detection_failed"
     assert fake_llm.records == []

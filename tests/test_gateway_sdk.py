@@ -69,9 +69,7 @@ def test_chat_stream_restores_split_surrogates(oai: openai.OpenAI, records: Fake
 
 def test_chat_tool_calls_and_results(oai: openai.OpenAI, records: FakeLLM) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    first = oai.chat.completions.create(
-        model="gpt-4o", tools=tools, messages=[{"role": "user", "content": PROMPT}]
-    )
+    first = oai.chat.completions.create(model="gpt-4o", tools=tools, messages=[{"role": "user", "content": PROMPT}])
     call = first.choices[0].message.tool_calls[0]
     assert json.loads(call.function.arguments) == {"text": PROMPT}
     # the app sends the call and its result back: both carry originals, both must be rewritten

@@ -44,16 +44,14 @@ PEM_KEY = (
     "-----END RSA PRIVATE KEY-----"
 )
 PEM_KEY_TRUNCATED = (
-    "-----BEGIN OPENSSH PRIVATE KEY-----\\n"
-    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"
+    "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"
 )
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0"
     ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
 )
 ANTHROPIC_KEY = (
-    "sk-ant-api03-djAWtGSU8po_799NksnRH9ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zRA9a9SkpXz9w3QlY7"
-    "Zkuvqdt7s8StqcbnAA"
+    "sk-ant-api03-djAWtGSU8po_799NksnRH9ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zRA9a9SkpXz9w3QlY7Zkuvqdt7s8StqcbnAA"
 )
 GITHUB_PAT = "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"
 SLACK_WEBHOOK = "https://hooks.slack.com/services/T024BE7LD/B01AB2CDE3F/aBcDeFgHiJkLmNoPqRsTuVwX"
@@ -340,9 +338,7 @@ NEGATIVES: list[str] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "label", "expected"), POSITIVES, ids=[f"{p[1]}:{p[2][:24]}" for p in POSITIVES]
-)
+@pytest.mark.parametrize(("text", "label", "expected"), POSITIVES, ids=[f"{p[1]}:{p[2][:24]}" for p in POSITIVES])
 def test_positive_example_is_found(text: str, label: str, expected: str) -> None:
     found = find(text)
     assert (label, expected) in found, f"wanted {(label, expected)}, found {found}"
@@ -360,9 +356,7 @@ def test_table_sizes_and_languages() -> None:
 
 
 def test_every_pattern_fires_on_some_positive() -> None:
-    idle = [
-        name for name, _, regex, _ in _patterns() if not any(regex.search(text) for text, _, _ in POSITIVES)
-    ]
+    idle = [name for name, _, regex, _ in _patterns() if not any(regex.search(text) for text, _, _ in POSITIVES)]
     assert idle == []
 
 

@@ -59,9 +59,7 @@ def test_collisions_inside_a_request_are_resolved() -> None:
 
 
 def test_mask_and_block_and_allow() -> None:
-    policy = Policy(
-        name="t", version="1", default_action="mask", actions={"DATE_TIME": "allow", "US_SSN": "block"}
-    )
+    policy = Policy(name="t", version="1", default_action="mask", actions={"DATE_TIME": "allow", "US_SSN": "block"})
     text = "Ann and Bob on Monday"
     found = spans_of(text, ("Ann", "PERSON"), ("Bob", "PERSON"), ("Monday", "DATE_TIME"))
     (out,), session = rewriter().rewrite([text], [found], policy, "t")

@@ -76,9 +76,7 @@ class Extraction:
 
     def add_tree(self, value: Any) -> None:
         """Every string leaf of a JSON value (tool inputs are objects of arbitrary shape)."""
-        items = (
-            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-        )
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
         for key, child in items:
             if isinstance(child, str):
                 self.slots.append(TextSlot(value, key))

@@ -28,9 +28,7 @@ class PatternDetector:
 
     def __init__(self, patterns: Sequence[PatternConfig], deny_lists: Sequence[DenyListConfig] = ()) -> None:
         compiled = [
-            _Compiled(
-                p.name, p.label, re.compile(p.regex, re.IGNORECASE if p.ignore_case else 0), p.group, p.score
-            )
+            _Compiled(p.name, p.label, re.compile(p.regex, re.IGNORECASE if p.ignore_case else 0), p.group, p.score)
             for p in patterns
         ]
         for i, deny in enumerate(deny_lists):

@@ -89,10 +89,10 @@ def build_analyzer(models: Mapping[str, str]) -> AnalyzerEngine:
     registry.load_predefined_recognizers(languages=languages, nlp_engine=nlp_engine)
     registry.remove_recognizer("PhoneRecognizer")
     for language in languages:
-        present: set[str] = {str(r.name) for r in registry.get_recognizers(language=language, all_fields=True)}
-        registry.add_recognizer(
-            PhoneRecognizer(supported_language=language, supported_regions=_PHONE_REGIONS)
-        )
+        present: set[str] = {
+            str(getattr(r, "name", "")) for r in registry.get_recognizers(language=language, all_fields=True)
+        }
+        registry.add_recognizer(PhoneRecognizer(supported_language=language, supported_regions=_PHONE_REGIONS))
         for name, recognizer in _LANGUAGE_NEUTRAL.items():
             if name not in present:
                 registry.add_recognizer(recognizer(supported_language=language))
@@ -152,7 +152,6 @@ class PresidioDetector:
                 found[i] = [
                     Span(r.start, r.end, r.entity_type, float(r.score), self.name)
                     for r in hits
-                    if r.end > r.start
-                    and r.score >= config.thresholds.get(r.entity_type, config.score_threshold)
+                    if r.end > r.start and r.score >= config.thresholds.get(r.entity_type, config.score_threshold)
                 ]
         return found
