@@ -6,6 +6,7 @@ answer holds the originals back, exactly as the echo model would have answered w
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import anthropic
@@ -215,4 +216,18 @@ def test_same_name_same_surrogate_across_turns(oai: openai.OpenAI, records: Fake
     assert turn2[0]["content"] == turn1 and turn2[1]["content"] == turn1
     surrogate = turn1.split("my colleague is ")[1].split(".")[0]
     assert turn2[2]["content"] == f"Remind me: who is {surrogate}?"
+    assert_clean(records)
+
+
+def test_anthropic_count_tokens_and_text_documents(claude: anthropic.Anthropic, records: FakeLLM) -> None:
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": PROMPT}}
+    message = claude.messages.create(
+        model="claude-test",
+        max_tokens=100,
+        messages=[{"role": "user", "content": [document, {"type": "text", "text": "Summarise."}]}],
+    )
+    assert message.content[0].text == "Summarise."
+    with contextlib.suppress(anthropic.NotFoundError):  # the echo model counts no tokens: what it got matters
+        claude.messages.count_tokens(model="claude-test", messages=[{"role": "user", "content": PROMPT}])
+    assert records.records[-1]["path"] == "/v1/messages/count_tokens"
     assert_clean(records)

@@ -11,6 +11,7 @@ ADAPTERS: dict[str, ModuleType] = {
     "/v1/chat/completions": openai_chat,
     "/v1/responses": openai_responses,
     "/v1/messages": anthropic_messages,
+    "/v1/messages/count_tokens": anthropic_messages,  # the same body: it reaches the vendor too
     "/v1/embeddings": openai_embeddings,
 }
 

@@ -24,6 +24,8 @@ def _add_blocks(found: Extraction, blocks: list[Any]) -> None:
             found.add(block, "text")
         elif kind == "tool_use":
             found.add_tree(block.get("input"))
+        elif kind == "document" and isinstance(block.get("source"), dict) and block["source"].get("type") == "text":
+            found.add(block["source"], "data")
         elif kind == "tool_result":
             content = block.get("content")
             if isinstance(content, str):
