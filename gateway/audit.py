@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, create_engine, func, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, create_engine, event, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+log = logging.getLogger("privgate.audit")
 
 
 class _Base(DeclarativeBase):
@@ -63,21 +68,64 @@ class AuditEntry:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the CLI read while the gateway writes; NORMAL sync is durable across process crashes
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 class AuditStore:
+    """Requests hand records to `submit`, which never blocks; one writer thread commits them in batches."""
+
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
         _Base.metadata.create_all(self.engine)
+        self._queue: queue.SimpleQueue[AuditEntry | threading.Event | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._drain, name="privgate-audit", daemon=True)
+        self._writer.start()
 
-    def write(self, entry: AuditEntry) -> None:
-        row = AuditRow(
-            **{k: v for k, v in entry.__dict__.items()},
-            n_spans=len(entry.spans),
-            n_leaks=len(entry.leaks),
-        )
+    def submit(self, entry: AuditEntry) -> None:
+        self._queue.put(entry)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is committed."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def write(self, *entries: AuditEntry) -> None:
+        rows = [AuditRow(**vars(e), n_spans=len(e.spans), n_leaks=len(e.leaks)) for e in entries]
         with Session(self.engine) as session, session.begin():
-            session.add(row)
+            session.add_all(rows)
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[AuditEntry] = []
+            markers: list[threading.Event] = []
+            while item is not None:
+                if isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= 256 or self._queue.empty():
+                    break
+                item = self._queue.get()
+            if batch:
+                try:
+                    self.write(*batch)
+                except Exception as exc:  # losing records must be loud, and must not kill the writer
+                    log.error("audit: %d record(s) could not be written (%s)", len(batch), type(exc).__name__)
+            for marker in markers:
+                marker.set()
+            if item is None:
+                return
 
     def recent(self, limit: int = 20, *, leaks_only: bool = False, tenant: str | None = None) -> list[AuditRow]:
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
@@ -100,4 +148,6 @@ class AuditStore:
         return {"requests": int(total), "leaks": int(leaks), "spans": int(spans)}
 
     def close(self) -> None:
+        self._queue.put(None)
+        self._writer.join(timeout=30)
         self.engine.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from rewriters.detect import DetectionEngine
 from rewriters.detectors.base import DetectorError
 from rewriters.restore import json_escape
 from rewriters.rewrite import PolicyBlocked, Rewriter, RewriteSession, value_hash
+from rewriters.text import any_of
 
 
 @dataclass
@@ -76,7 +76,14 @@ def scan_leaks(body: dict[str, Any], session: RewriteSession, secret: bytes) -> 
         return []
     outbound = json.dumps(body, ensure_ascii=False)
     forms = {form: value for value in values for form in (value, json_escape(value))}
-    alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    regex = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
-    found = {forms[m.group()] for m in regex.finditer(outbound)}
+    regex = any_of(set(forms))
+    ours = any_of({form for s in session.surrogates for form in (s, json_escape(s))})
+    assert regex is not None
+    # a value that only appears inside one of our own surrogates ("Amanda" in "Amanda Rush") is not a leak
+    covered = [m.span() for m in ours.finditer(outbound)] if ours else []
+    found = {
+        forms[m.group()]
+        for m in regex.finditer(outbound)
+        if not any(start <= m.start() and m.end() <= end for start, end in covered)
+    }
     return [{"label": session.protected_values[v], "value_hash": value_hash(secret, v)} for v in sorted(found)]

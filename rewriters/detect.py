@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from policies.schema import Policy
 from rewriters.detectors.base import Detector, DetectorError
@@ -11,6 +11,7 @@ from rewriters.detectors.chinese import ChineseNameDetector
 from rewriters.detectors.patterns import PatternDetector
 from rewriters.detectors.presidio import AnalyzerCache, PresidioDetector
 from rewriters.spans import Span, merge_spans
+from rewriters.text import any_of, is_word_char
 
 
 def build_detectors(policy: Policy, analyzers: AnalyzerCache) -> list[Detector]:
@@ -52,8 +53,24 @@ class DetectionEngine:
                 raise DetectorError(f"detector {detector.name!r} failed: {type(exc).__name__}") from exc
             for i, spans in zip(todo, per_text, strict=True):
                 found[i].extend(spans)
-        merged = [merge_spans(spans, self._protects) for spans in found]
+        whole = [[to_word_edges(text, s) for s in spans] for text, spans in zip(texts, found, strict=True)]
+        merged = [merge_spans(spans, self._protects) for spans in whole]
         return propagate_values(texts, merged, self._protects)
+
+
+def to_word_edges(text: str, span: Span) -> Span:
+    """Widen a span that starts or ends inside a spaced word to the whole word.
+
+    A recognizer may match 'RX6687416' inside 'LXRX66874160928456': replacing part of a token
+    leaks the rest of it, and a surrogate glued to other letters could not be found again to
+    restore it. Scripts without spaces (Chinese...) are left alone.
+    """
+    start, end = span.start, span.end
+    while start > 0 and is_word_char(text[start - 1]) and is_word_char(text[start]):
+        start -= 1
+    while end < len(text) and is_word_char(text[end]) and is_word_char(text[end - 1]):
+        end += 1
+    return span if (start, end) == (span.start, span.end) else replace(span, start=start, end=end)
 
 
 def propagate_values(
@@ -62,7 +79,7 @@ def propagate_values(
     """Flag every other occurrence of a detected value, in any slot.
 
     A name the NER caught in the user's message but missed in the system prompt or a tool result
-    would otherwise leave the machine raw. Matching is exact and bounded by non-word characters.
+    would otherwise leave the machine raw. Matching is exact and word-bounded (`rewriters.text`).
     """
     labels: dict[str, Span] = {}
     for text, text_spans in zip(texts, spans, strict=True):
@@ -72,8 +89,8 @@ def propagate_values(
                 labels[value] = s
     if not labels:
         return spans
-    alternation = "|".join(re.escape(v) for v in sorted(labels, key=len, reverse=True))
-    regex = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
+    regex = any_of(set(labels))
+    assert regex is not None
     result = []
     for text, text_spans in zip(texts, spans, strict=True):
         extra = [

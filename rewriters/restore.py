@@ -1,7 +1,7 @@
 """Put the originals back: surrogates in an answer become the app's own values again.
 
 One regex automaton over every surrogate of the request (longest first, word-bounded where the
-surrogate starts or ends with a word character). For streams, `StreamRestorer` emits everything
+surrogate starts or ends inside a spaced word, see `rewriters.text`). For streams, `StreamRestorer` emits everything
 except the longest tail that could still grow into a surrogate, so the client sees text as early
 as possible and never half a surrogate.
 """
@@ -9,14 +9,9 @@ as possible and never half a surrogate.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 
-
-def _alternative(surrogate: str) -> str:
-    head = r"(?<!\w)" if re.match(r"\w", surrogate[0]) else ""
-    tail = r"(?!\w)" if re.match(r"\w", surrogate[-1]) else ""
-    return head + re.escape(surrogate) + tail
+from rewriters.text import any_of
 
 
 def json_escape(value: str) -> str:
@@ -30,7 +25,7 @@ class Restorer:
     def __init__(self, mapping: Mapping[str, str]) -> None:
         self.mapping = {s: o for s, o in mapping.items() if s}
         ordered = sorted(self.mapping, key=len, reverse=True)
-        self._regex = re.compile("|".join(_alternative(s) for s in ordered)) if ordered else None
+        self._regex = any_of(ordered)
         self._prefixes = {s[:i] for s in ordered for i in range(1, len(s) + 1)}
         self._longest = len(ordered[0]) if ordered else 0
 

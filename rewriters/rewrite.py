@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -12,6 +11,7 @@ from policies.schema import Action, Policy
 from rewriters.restore import Restorer
 from rewriters.spans import Span
 from rewriters.surrogates import SurrogateFactory
+from rewriters.text import word_set
 
 _MAX_ATTEMPTS = 16
 
@@ -75,7 +75,7 @@ class Rewriter:
             raise PolicyBlocked(blocked)
         assigned: dict[tuple[str, str], str] = {}  # (label, original) -> replacement
         mask_counts: dict[str, int] = {}
-        haystack = "\n".join(texts)
+        prompt = _Prompt("\n".join(texts))
         out = []
         for slot, (text, slot_spans) in enumerate(zip(texts, spans, strict=True)):
             ordered = sorted(slot_spans, key=lambda s: s.start)
@@ -100,7 +100,7 @@ class Rewriter:
                     key = (span.label, value)
                     if key not in assigned:
                         assigned[key] = self._replacement(
-                            action, span.label, value, tenant, session, mask_counts, haystack
+                            action, span.label, value, tenant, session, mask_counts, prompt
                         )
                     replacement = assigned[key]
                     session.protected_values[value] = span.label
@@ -118,35 +118,37 @@ class Rewriter:
         tenant: str,
         session: RewriteSession,
         mask_counts: dict[str, int],
-        haystack: str,
+        prompt: _Prompt,
     ) -> str:
         if action is Action.PSEUDONYMIZE:
             for attempt in range(_MAX_ATTEMPTS):
                 candidate = self._factory.make(tenant, label, value, attempt)
-                if self._usable(candidate, value, session, haystack):
+                if self._usable(candidate, value, session, prompt):
                     session.surrogates[candidate] = value
-                    self._map_name_parts(label, candidate, value, session, haystack)
+                    self._map_name_parts(label, candidate, value, session, prompt)
                     return candidate
         # a mask tag, also the fallback when no collision-free surrogate was found
         while True:
             mask_counts[label] = mask_counts.get(label, 0) + 1
             tag = f"[{label}_{mask_counts[label]}]"
-            if tag not in haystack and tag not in session.surrogates:
+            if tag not in prompt.text and tag not in session.surrogates:
                 session.surrogates[tag] = value
                 return tag
 
     @staticmethod
-    def _usable(candidate: str, value: str, session: RewriteSession, haystack: str) -> bool:
-        """A surrogate must be new: not the value, not another value's surrogate, not in the prompt."""
+    def _usable(candidate: str, value: str, session: RewriteSession, prompt: _Prompt) -> bool:
+        """A surrogate must be new: not the value, not another value's surrogate, not in the prompt,
+        and none of its words in the prompt either (restoring 'Amanda' would then be a guess)."""
         return (
             bool(candidate.strip())
             and candidate.casefold() != value.casefold()
             and candidate not in session.surrogates
-            and candidate not in haystack
+            and candidate not in prompt.text
+            and not any(len(w) >= 3 and w in prompt.words for w in word_set(candidate))
         )
 
     @staticmethod
-    def _map_name_parts(label: str, surrogate: str, value: str, session: RewriteSession, haystack: str) -> None:
+    def _map_name_parts(label: str, surrogate: str, value: str, session: RewriteSession, prompt: _Prompt) -> None:
         """'Ms. Becker' in the answer should come back as 'Ms. Müller': map name parts one to one.
 
         Only when both names have the same number of parts, and only parts that are unambiguous.
@@ -157,8 +159,19 @@ class Rewriter:
         if len(fake_parts) < 2 or len(fake_parts) != len(real_parts):
             return
         for fake, real in zip(fake_parts, real_parts, strict=True):
-            if len(fake) < 3 or re.search(rf"(?<!\w){re.escape(fake)}(?!\w)", haystack):
+            if len(fake) < 3 or fake in prompt.words:
                 continue
             known = session.name_parts.setdefault(fake, real)
             if known != real:
                 session.name_parts[fake] = None  # two people share this part: restoring it would guess
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    """All text of one request, and its words, computed once for the collision checks."""
+
+    text: str
+    words: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "words", frozenset(word_set(self.text)))

@@ -192,6 +192,7 @@ def test_no_raw_value_in_logs_errors_or_audit(
         )
     out, err = capfd.readouterr()
     logged = all_logs.text + out + err
+    assert runtime.audit.flush()
     rows = runtime.audit.recent(50)
     stored = json.dumps(
         [{c.name: getattr(r, c.name) for c in r.__table__.columns} for r in rows],

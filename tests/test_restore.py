@@ -61,3 +61,10 @@ def test_empty_restorer_is_identity() -> None:
     restorer = Restorer({})
     assert not restorer
     assert restored_in_pieces(restorer, ANSWER, [5, 9]) == ANSWER
+
+
+def test_chinese_surrogates_restore_inside_unspaced_text() -> None:
+    restorer = Restorer({"宋龙": "张伟", "Laura": "Hans"})
+    answer = "患者宋龙，男。Lauraine and Laura."
+    assert restorer.restore(answer) == "患者张伟，男。Lauraine and Hans."
+    assert restored_in_pieces(restorer, answer, list(range(len(answer)))) == restorer.restore(answer)

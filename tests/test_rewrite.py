@@ -78,3 +78,27 @@ def test_merge_prefers_longest_then_score() -> None:
         Span(12, 15, "D", 0.8, "y"),
     ]
     assert [s.label for s in merge_spans(spans)] == ["B", "D"]
+
+
+def test_span_inside_a_word_widens_to_the_word() -> None:
+    from rewriters.detect import DetectionEngine
+
+    class Partial:
+        name = "partial"
+
+        def detect(self, texts: list[str]) -> list[list[Span]]:
+            return [[Span(t.index("RX66"), t.index("RX66") + 9, "MEDICAL_LICENSE", 0.6, "partial")] for t in texts]
+
+    text = "account LXRX66874160928456 closed"
+    (span,) = DetectionEngine([Partial()]).detect([text])[0]
+    assert text[span.start : span.end] == "LXRX66874160928456"
+
+
+def test_surrogate_sharing_a_word_with_the_prompt_is_not_used() -> None:
+    factory = SurrogateFactory(KEY)
+    first = factory.make("t", "PERSON", "Jeffrey Smith")
+    word = first.split()[0]
+    text = f"Jeffrey Smith flew to {word}."  # the surrogate's first name is a word of the prompt
+    (out,), session = Rewriter(KEY, factory).rewrite([text], [spans_of(text, ("Jeffrey Smith", "PERSON"))], POLICY, "t")
+    assert not out.startswith(word)
+    assert session.restorer().restore(out) == text
