@@ -123,7 +123,7 @@ class Rewriter:
         if action is Action.PSEUDONYMIZE:
             for attempt in range(_MAX_ATTEMPTS):
                 candidate = self._factory.make(tenant, label, value, attempt)
-                if self._usable(candidate, value, session, prompt):
+                if self._usable(label, candidate, value, session, prompt):
                     session.surrogates[candidate] = value
                     self._map_name_parts(label, candidate, value, session, prompt)
                     return candidate
@@ -136,15 +136,15 @@ class Rewriter:
                 return tag
 
     @staticmethod
-    def _usable(candidate: str, value: str, session: RewriteSession, prompt: _Prompt) -> bool:
-        """A surrogate must be new: not the value, not another value's surrogate, not in the prompt,
-        and none of its words in the prompt either (restoring 'Amanda' would then be a guess)."""
+    def _usable(label: str, candidate: str, value: str, session: RewriteSession, prompt: _Prompt) -> bool:
+        """A surrogate must be new: not the value, not another value's surrogate, not in the prompt;
+        and a name must not share a word with the prompt (restoring 'Amanda' alone would be a guess)."""
         return (
             bool(candidate.strip())
             and candidate.casefold() != value.casefold()
             and candidate not in session.surrogates
             and candidate not in prompt.text
-            and not any(len(w) >= 3 and w in prompt.words for w in word_set(candidate))
+            and not (label == "PERSON" and any(len(w) >= 3 and w in prompt.words for w in word_set(candidate)))
         )
 
     @staticmethod

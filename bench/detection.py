@@ -1,0 +1,234 @@
+"""Detection quality and speed of a privgate policy on the labelled development sets.
+
+    .venv/bin/python bench/detection.py                  # full run, several minutes on 2 cores
+    .venv/bin/python bench/detection.py --limit 100      # quick: first 100 records per set
+    .venv/bin/python bench/detection.py --examples 5     # also show missed gold / false positives
+
+Options: --data-dir (default /work/shared/data), --domain (default general), --only NAME (substring
+of a file name). Each record is detected on its own (engine.detect([text])), as `privgate scan --jsonl`.
+
+Matching is label-agnostic: "exact" = same (start, end); "overlap" = a gold span is found if any
+predicted span overlaps it, a predicted span is correct if it overlaps any gold span. "protected"
+counts only predicted spans whose label the policy rewrites (policy.protects), i.e. what actually
+changes before text leaves; "all" counts every detected span. Leak = share of the gold spans'
+non-space characters not covered by any protected span. In the reduced gold views, a prediction
+that overlaps only excluded gold spans is dropped (neither right nor wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from gateway import load_settings
+from gateway.runtime import Runtime
+
+ADDR, LOC, DATE = ("STREET_ADDRESS", "LOCATION"), ("LOCATION", "STREET_ADDRESS"), ("DATE_TIME", "DATE_OF_BIRTH")
+IDS = ("ID_NUMBER", "NATIONAL_ID", "MEDICAL_RECORD_NUMBER", "ACCOUNT_NUMBER", "MEDICAL_LICENSE")
+# per dataset: default language, gold label -> privgate labels that count as the right type (first = main),
+# and the gold labels that identify nobody by themselves (excluded from the second headline view)
+# fmt: off
+DATASETS = {
+    "presidio_synth.jsonl": dict(lang="en", exclude={"TITLE", "NRP"}, map={
+        "PERSON": ("PERSON",), "STREET_ADDRESS": ADDR, "GPE": LOC, "ORGANIZATION": ("ORGANIZATION",),
+        "CREDIT_CARD": ("CREDIT_CARD",), "DATE_TIME": DATE, "TITLE": (), "PHONE_NUMBER": ("PHONE_NUMBER",),
+        "AGE": ("DATE_TIME",), "NRP": ("NRP",), "EMAIL_ADDRESS": ("EMAIL_ADDRESS",), "ZIP_CODE": ADDR,
+        "DOMAIN_NAME": ("URL",), "IBAN_CODE": ("IBAN_CODE",), "US_SSN": ("US_SSN", "NATIONAL_ID"),
+        "IP_ADDRESS": ("IP_ADDRESS",), "US_DRIVER_LICENSE": ("US_DRIVER_LICENSE", *IDS)}),
+    "meddocan_dev.jsonl": dict(lang="es", exclude={"SEXO_SUJETO_ASISTENCIA", "FAMILIARES_SUJETO_ASISTENCIA"}, map={
+        "NOMBRE_SUJETO_ASISTENCIA": ("PERSON",), "NOMBRE_PERSONAL_SANITARIO": ("PERSON",),
+        "FAMILIARES_SUJETO_ASISTENCIA": ("PERSON",), "ID_SUJETO_ASISTENCIA": IDS, "ID_ASEGURAMIENTO": IDS,
+        "ID_TITULACION_PERSONAL_SANITARIO": ("MEDICAL_LICENSE", *IDS), "ID_CONTACTO_ASISTENCIAL": IDS,
+        "ID_EMPLEO_PERSONAL_SANITARIO": IDS, "CALLE": ADDR, "TERRITORIO": LOC, "PAIS": LOC, "FECHAS": DATE,
+        "EDAD_SUJETO_ASISTENCIA": ("DATE_TIME",), "SEXO_SUJETO_ASISTENCIA": (),
+        "CORREO_ELECTRONICO": ("EMAIL_ADDRESS",), "NUMERO_TELEFONO": ("PHONE_NUMBER",),
+        "NUMERO_FAX": ("PHONE_NUMBER",), "HOSPITAL": ("ORGANIZATION", *LOC), "CENTRO_SALUD": ("ORGANIZATION", *LOC),
+        "INSTITUCION": ("ORGANIZATION",), "PROFESION": (), "OTROS_SUJETO_ASISTENCIA": ()}),
+    "echr_es_fr_projected_reviewed.jsonl": dict(lang="?", exclude={"DEM", "MISC", "QUANTITY"}, map={
+        "PER": ("PERSON",), "DATETIME": DATE, "ORG": ("ORGANIZATION",), "LOC": LOC, "DEM": ("NRP",),
+        "MISC": (), "CODE": IDS, "QUANTITY": ()}),
+}
+# fmt: on
+
+
+def ov(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def pct(n: float, d: float) -> str:
+    return f"{100 * n / d:5.1f}%" if d else "    -"
+
+
+def headline(recs, gold_ok, pred_ok) -> dict:
+    c: Counter = Counter()
+    for r in recs:
+        gold = [g for g in r["gold"] if gold_ok(g[2])]
+        dropped = [g for g in r["gold"] if not gold_ok(g[2])]
+        pred = [p for p in r["pred"] if pred_ok(p[2])]
+        pred = [p for p in pred if any(ov(p, g) for g in gold) or not any(ov(p, g) for g in dropped)]
+        gkeys, pkeys = {g[:2] for g in gold}, {p[:2] for p in pred}
+        c["g"] += len(gold)
+        c["p"] += len(pred)
+        c["ex_p"] += sum(p[:2] in gkeys for p in pred)
+        c["ex_g"] += sum(g[:2] in pkeys for g in gold)
+        c["ov_p"] += sum(any(ov(p, g) for g in gold) for p in pred)
+        c["ov_g"] += sum(any(ov(g, p) for p in pred) for g in gold)
+        covered = [False] * len(r["text"])
+        for s, e, *_ in pred:
+            covered[s:e] = [True] * (e - s)
+        chars = {i for s, e, _ in gold for i in range(s, e) if not r["text"][i].isspace()}
+        c["chars"] += len(chars)
+        c["leaked"] += sum(not covered[i] for i in chars)
+    return c
+
+
+def print_headline(title: str, c: Counter, leak: bool) -> None:
+    cells = []
+    for kind in ("ex", "ov"):
+        p = c[f"{kind}_p"] / c["p"] if c["p"] else 0.0
+        r = c[f"{kind}_g"] / c["g"] if c["g"] else 0.0
+        cells.append(f"{100 * p:5.1f} {100 * r:5.1f} {100 * f1(p, r):5.1f}")
+    lk = pct(c["leaked"], c["chars"]) if leak else "     "
+    print(f"  {title:<52} {c['g']:6} {c['p']:6}   {cells[0]}   {cells[1]}   {lk}")
+
+
+def report(name: str, recs: list, cfg: dict, policy, examples: int) -> None:
+    lmap, exclude = cfg["map"], cfg["exclude"]
+    allowed = {g for g, m in lmap.items() if m and not policy.protects(m[0])}
+    langs = sorted({r["lang"] for r in recs})
+    nchars, secs = sum(len(r["text"]) for r in recs), sum(r["secs"] for r in recs)
+    print(
+        f"\n=== {name}: {len(recs)} records, {nchars:,} chars, {sum(len(r['gold']) for r in recs)} gold spans, "
+        f"languages {', '.join(langs)}"
+    )
+    print(
+        f"throughput: {len(recs) / secs:.1f} texts/s, {1000 * secs / nchars * 1000:.1f} ms per 1k chars "
+        f"({secs:.1f} s detection)"
+    )
+    print(f"non-identifying gold labels excluded in view 2: {', '.join(sorted(exclude))}")
+    print(f"gold labels whose privgate label the policy allows (also excluded in view 3): {', '.join(sorted(allowed))}")
+    print(
+        f"  {'view (gold set / predicted spans)':<52} {'gold':>6} {'pred':>6}   {'exact P    R    F1':<17}"
+        f"   {'overlap P   R    F1':<17}   leak"
+    )
+    views = [
+        ("all gold", lambda lab: True),
+        ("2: excl. non-identifying", lambda lab: lab not in exclude),
+        ("3: excl. non-identifying + allowed", lambda lab: lab not in exclude and lab not in allowed),
+    ]
+    groups = [("", recs)] + (
+        [(f"[{lang}] ", [r for r in recs if r["lang"] == lang]) for lang in langs] if len(langs) > 1 else []
+    )
+    for prefix, group in groups:
+        if prefix:
+            secs_l, chars_l = sum(r["secs"] for r in group), sum(len(r["text"]) for r in group)
+            print(
+                f"  {prefix}{len(group)} records, {len(group) / secs_l:.1f} texts/s, "
+                f"{1e6 * secs_l / chars_l:.1f} ms per 1k chars"
+            )
+        for title, gold_ok in views:
+            print_headline(f"{prefix}{title} / protected", headline(group, gold_ok, policy.protects), True)
+            if title == "all gold":
+                print_headline(f"{prefix}{title} / all", headline(group, gold_ok, lambda lab: True), False)
+
+    # per gold label: found = overlapped by a protected span, typed = by one of the mapped labels
+    per_g: dict = defaultdict(Counter)
+    missed, false_pos = defaultdict(list), defaultdict(list)
+    per_p: dict = defaultdict(Counter)
+    for r in recs:
+        prot = [p for p in r["pred"] if policy.protects(p[2])]
+        for g in r["gold"]:
+            hits = [p for p in prot if ov(g, p)]
+            c = per_g[g[2]]
+            c["n"] += 1
+            c[f"n_{r['lang']}"] += 1
+            c["found"] += bool(hits)
+            c[f"found_{r['lang']}"] += bool(hits)
+            c["typed"] += any(p[2] in lmap.get(g[2], ()) for p in hits)
+            chars = [i for i in range(*g[:2]) if not r["text"][i].isspace()]
+            c["chars"] += len(chars)
+            c["cov"] += sum(any(p[0] <= i < p[1] for p in hits) for i in chars)
+            if not hits:
+                missed[g[2]].append(r["text"][g[0] : g[1]])
+        for p in r["pred"]:
+            golds = [g for g in r["gold"] if ov(p, g)]
+            c = per_p[p[2]]
+            c["n"] += 1
+            c["ok"] += bool(golds)
+            c["typed"] += any(p[2] in lmap.get(g[2], ()) for g in golds)
+            c[f"det:{p[3]}"] += 1
+            if not golds:
+                false_pos[p[2]].append(r["text"][p[0] : p[1]])
+    langcols = "".join(f"  {lang + ' found':>14}" for lang in langs) if len(langs) > 1 else ""
+    print(f"  {'per gold label':<38} {'-> privgate':<24} {'n':>5}  found  typed  chars{langcols}")
+    for lab, c in sorted(per_g.items(), key=lambda kv: -kv[1]["n"]):
+        mark = " (excl.)" if lab in exclude else " (allowed)" if lab in allowed else ""
+        target = "/".join(lmap.get(lab, ())[:2]) or "-"
+        cols = (
+            "".join(f"  {pct(c['found_' + lang], c['n_' + lang])} of {c['n_' + lang]:4}" for lang in langs)
+            if len(langs) > 1
+            else ""
+        )
+        print(
+            f"  {lab + mark:<38} {target:<24} {c['n']:5} {pct(c['found'], c['n'])} {pct(c['typed'], c['n'])} "
+            f"{pct(c['cov'], c['chars'])}{cols}"
+        )
+    print(f"  {'per predicted label':<22} {'action':<12} {'n':>6}  correct  typed   detectors")
+    for lab, c in sorted(per_p.items(), key=lambda kv: -kv[1]["n"]):
+        dets = ", ".join(f"{k[4:]} {v}" for k, v in sorted(c.items()) if k.startswith("det:"))
+        print(
+            f"  {lab:<22} {policy.action_for(lab).value:<12} {c['n']:6}  {pct(c['ok'], c['n'])}  "
+            f"{pct(c['typed'], c['n'])}   {dets}"
+        )
+    if examples:
+        rng = random.Random(0)
+        for title, table in (("leaked gold (no protected span overlaps)", missed), ("false positives", false_pos)):
+            print(f"  examples, {title}:")
+            for lab, values in sorted(table.items(), key=lambda kv: -len(kv[1])):
+                sample = rng.sample(values, min(examples, len(values)))
+                print(f"    {lab} ({len(values)}): " + " | ".join(repr(v[:40]) for v in sample))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"))
+    ap.add_argument("--domain", default="general")
+    ap.add_argument("--limit", type=int, default=None, help="records per dataset")
+    ap.add_argument("--examples", type=int, default=0, help="show N missed / false-positive values per label")
+    ap.add_argument("--only", default="", help="run only the data files whose name contains this")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        runtime = Runtime.build(load_settings(None, data_dir=tmp))
+        engine, policy = runtime.engines[args.domain], runtime.policies[args.domain]
+        print(f"policy {args.domain} {policy.version}: runtime built in {time.perf_counter() - t0:.1f} s")
+        for name, cfg in DATASETS.items():
+            if args.only not in name:
+                continue
+            recs = []
+            with (args.data_dir / name).open(encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip() and (args.limit is None or len(recs) < args.limit):
+                        recs.append(json.loads(line))
+            for r in recs:
+                t = time.perf_counter()
+                spans = engine.detect([r["text"]])[0]
+                r["secs"] = time.perf_counter() - t
+                r["pred"] = [(s.start, s.end, s.label, s.detector) for s in spans]
+                r["gold"] = [(s["start"], s["end"], s["label"]) for s in r["spans"]]
+                r["lang"] = (r.get("meta") or {}).get("lang", cfg["lang"])
+            report(name, recs, cfg, policy, args.examples)
+        runtime.audit.close()
+
+
+if __name__ == "__main__":
+    main()
