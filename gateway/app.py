@@ -350,6 +350,21 @@ def create_app(
     for path in ADAPTERS:
         app.add_api_route(path, model_route(path), methods=["POST"], include_in_schema=False)
 
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        """Alive: the process answers."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        """Ready: policies and detectors loaded (in the lifespan), and the audit store reachable."""
+        runtime: Runtime = request.app.state.runtime
+        try:
+            await anyio.to_thread.run_sync(runtime.audit.ping)
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "audit_store": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ready", "domains": sorted(runtime.policies)})
+
     @app.get("/v1/models", include_in_schema=False)
     @app.get("/v1/models/{model_id:path}", include_in_schema=False)
     async def models(request: Request) -> Response:

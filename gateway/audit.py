@@ -147,6 +147,10 @@ class AuditStore:
             ).one()
         return {"requests": int(total), "leaks": int(leaks), "spans": int(spans)}
 
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
+
     def close(self) -> None:
         self._queue.put(None)
         self._writer.join(timeout=30)

@@ -203,3 +203,9 @@ def test_no_raw_value_in_logs_errors_or_audit(
     for value in (NAME, CARD, "Amélie", "Dubois"):
         assert value not in logged
         assert value not in stored
+
+
+def test_health_and_readiness(gateway: LoopbackServer) -> None:
+    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{gateway.url}/readyz")
+    assert ready.status_code == 200 and "general" in ready.json()["domains"]
