@@ -87,13 +87,15 @@ def gateway(runtime: Runtime) -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture()
-def oai(gateway: LoopbackServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test-client", max_retries=0)
+def oai(gateway: LoopbackServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test-client", max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture()
-def claude(gateway: LoopbackServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-test-client", max_retries=0)
+def claude(gateway: LoopbackServer) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-test-client", max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture()

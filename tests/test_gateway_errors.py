@@ -85,10 +85,11 @@ def test_upstream_timeout(oai: openai.OpenAI, claude: anthropic.Anthropic) -> No
 
 @pytest.mark.parametrize("model", ["fake-broken", "fake-truncated"])
 def test_broken_stream_ends_with_an_error(oai: openai.OpenAI, claude: anthropic.Anthropic, model: str) -> None:
-    with pytest.raises(openai.APIError):
-        for _ in oai.chat.completions.create(
-            model=model, stream=True, messages=[{"role": "user", "content": "a long enough text " * 5}]
-        ):
+    stream = oai.chat.completions.create(
+        model=model, stream=True, messages=[{"role": "user", "content": "a long enough text " * 5}]
+    )
+    with stream, pytest.raises(openai.APIError):
+        for _ in stream:
             pass
     with pytest.raises(anthropic.APIError):  # noqa: SIM117
         with claude.messages.stream(
@@ -142,7 +143,7 @@ def test_detector_failure_fails_closed(fake_llm: FakeLLM, policy_dir: Path, tmp_
     fake_llm.records.clear()
     with LoopbackServer(create_app(runtime=runtime)) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
-        with pytest.raises(openai.APIStatusError) as caught:
+        with client, pytest.raises(openai.APIStatusError) as caught:
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}"}])
     assert caught.value.status_code == 503
     assert caught.value.code == "privgate_detection_failed"
@@ -163,10 +164,10 @@ def test_dry_run_returns_what_would_be_sent(gateway: LoopbackServer, records: Fa
 
 
 def test_tenant_key_selects_domain_and_headers(gateway: LoopbackServer, records: FakeLLM) -> None:
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=TENANT_KEY, max_retries=0)
-    raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}."}]
-    )
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=TENANT_KEY, max_retries=0) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}."}]
+        )
     assert raw.parse().choices[0].message.content == f"I am {NAME}."
     assert records.records[0]["body"]["messages"][0]["content"] == "I am [PERSON_1]."  # the 'masked' domain
     assert raw.headers["x-privgate-request-id"]

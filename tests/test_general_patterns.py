@@ -278,6 +278,15 @@ POSITIVES: list[tuple[str, str, str]] = [
     ("Hola, me llamo Begoña Etxeberria y necesito ayuda.", "PERSON", "Begoña Etxeberria"),
     ("Buongiorno, mi chiamo Giulia Rossi.", "PERSON", "Giulia Rossi"),
     ("你好，我叫陈小明，今年三十岁。", "PERSON", "陈小明"),
+    ("Nombre: juan\nApellidos: García López\nNHC: 123", "PERSON", "García López"),
+    ("Nombre: juan\nApellidos: García López", "PERSON", "juan"),
+    ("Patient: Olumide Bakare-Jones\nDOB: 1980-01-02", "PERSON", "Olumide Bakare-Jones"),
+    ("Last name: o'brien\nFirst name: siobhan", "PERSON", "o'brien"),
+    ("Nachname: Weiß\nVorname: Jürgen", "PERSON", "Weiß"),
+    ("患者姓名：王芳，女，35岁", "PERSON", "王芳"),
+    ("Domicilio: Calle Mayor 10\nCP: 28034 Madrid", "ZIP_CODE", "28034"),
+    ("Anschrift: Hauptstraße 5, PLZ 10115 Berlin", "ZIP_CODE", "10115"),
+    ("ship to zip code: 94107-1234", "ZIP_CODE", "94107-1234"),
 ]
 
 # Text that no pattern may match at all.
@@ -335,6 +344,10 @@ NEGATIVES: list[str] = [
     "订单号：20240115 已发货，共 3 件。",
     "my name is not important here",
     "Dr. who cares, the build is green",
+    "name: build-and-test\non: [push]",
+    "steps:\n  - name: Checkout Code\n    uses: actions/checkout@v4",
+    "Patient: stable overnight, no complaints",
+    "version: 3.1.4, cap: 2048 tokens",
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
 import logging
 import os
@@ -12,7 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 # The e-mail recognizer's tldextract would fetch the public suffix list at first use: stay offline.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, EntityRecognizer, RecognizerRegistry  # noqa: E402
+from presidio_analyzer import (  # noqa: E402
+    AnalyzerEngine,
+    BatchAnalyzerEngine,
+    EntityRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
 from presidio_analyzer.nlp_engine import NlpEngineProvider  # noqa: E402
 from presidio_analyzer.predefined_recognizers import (  # noqa: E402
     CreditCardRecognizer,
@@ -29,6 +37,7 @@ from policies.schema import PresidioConfig  # noqa: E402
 from rewriters.detectors.base import DetectorError  # noqa: E402
 from rewriters.language import LanguageGuesser  # noqa: E402
 from rewriters.spans import Span  # noqa: E402
+from rewriters.text import is_word_char  # noqa: E402
 
 # Presidio registers these pattern recognizers for English only, yet an e-mail or an IBAN looks the
 # same in every language: register them for each language we analyse.
@@ -155,6 +164,32 @@ class PresidioDetector:
                 found[i] = [
                     Span(r.start, r.end, r.entity_type, float(r.score), self.name)
                     for r in hits
-                    if r.end > r.start and r.score >= config.thresholds.get(r.entity_type, config.score_threshold)
+                    if r.end > r.start
+                    and r.score >= config.thresholds.get(r.entity_type, config.score_threshold)
+                    and not (_from_ner(r) and _implausible_entity(texts[i][r.start : r.end], language))
                 ]
         return found
+
+
+def _from_ner(result: RecognizerResult) -> bool:
+    return bool((result.recognition_metadata or {}).get("recognizer_name") == "SpacyRecognizer")
+
+
+@functools.cache
+def _stop_words(language: str) -> frozenset[str]:
+    try:
+        module = importlib.import_module(f"spacy.lang.{language}.stop_words")
+    except ImportError:
+        return frozenset()
+    return frozenset(w.casefold() for w in module.STOP_WORDS)
+
+
+def _implausible_entity(value: str, language: str) -> bool:
+    """Small NER models tag function words as names: 'había', 'También', "n'". A name, place or
+    organisation has a capital (or is Chinese/Japanese/Korean), two letters, and is no stop word."""
+    letters = [c for c in value if c.isalpha()]
+    if len(letters) < 2:
+        return True
+    if not any(c.isupper() or not is_word_char(c) for c in letters):
+        return True
+    return value.casefold() in _stop_words(language) or value.casefold() in _stop_words("en")
