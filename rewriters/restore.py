@@ -36,8 +36,8 @@ class Restorer:
         if self._regex is None or not text:
             return text
         if json_string:
-            return self._regex.sub(lambda m: json_escape(self.mapping[m.group()]), text)
-        return self._regex.sub(lambda m: self.mapping[m.group()], text)
+            return str(self._regex.sub(lambda m: json_escape(self.mapping[m.group()]), text))
+        return str(self._regex.sub(lambda m: self.mapping[m.group()], text))
 
     def stream(self, *, json_string: bool = False) -> StreamRestorer:
         return StreamRestorer(self, json_string=json_string)
