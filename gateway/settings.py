@@ -6,9 +6,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 ECHO = "echo"  # the built-in local echo model: answers with the text it received
 
@@ -57,8 +61,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # the config file arrives as init arguments; the environment overrides it
-        return env_settings, init_settings
+        # command-line flags (init arguments) beat the environment, which beats the config file
+        return init_settings, env_settings, YamlConfigSettingsSource(settings_cls)
 
     @property
     def database_url(self) -> str:
@@ -66,11 +70,11 @@ class Settings(BaseSettings):
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
-    data: dict[str, Any] = {}
-    if config_file:
-        loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{config_file}: the configuration must be a mapping")
-        data.update(loaded)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**data)
+    """Settings from the YAML file, then `PRIVGATE_*` variables, then `overrides` (typed CLI flags)."""
+    if config_file is not None and not Path(config_file).is_file():
+        raise ValueError(f"{config_file}: no such configuration file")
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_file})
+
+    return FromFile(**{k: v for k, v in overrides.items() if v is not None})

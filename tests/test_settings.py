@@ -18,6 +18,8 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     settings = load_settings(config)
     assert settings.port == 9000 and settings.default_domain == "medical"
     assert settings.openai_base_url == "http://env/v1"
+    monkeypatch.setenv("PRIVGATE_PORT", "9200")
+    assert load_settings(config).port == 9200
     assert load_settings(config, port=9100).port == 9100  # command-line flags win over both
 
 
