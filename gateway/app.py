@@ -18,6 +18,8 @@ from httpx_sse import EventSource
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import logs
+from gateway.admin import router as admin_router
 from gateway.audit import AuditEntry
 from gateway.errors import (
     BadRequest,
@@ -25,12 +27,16 @@ from gateway.errors import (
     GatewayError,
     NotFound,
     PolicyRefused,
+    RateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
     Vendor,
     error_response,
     stream_error_event,
 )
+from gateway.limits import RateLimiter
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.metrics import Metrics
 from gateway.pipeline import Protected, protect
 from gateway.protocols import ADAPTERS
 from gateway.protocols.base import Event
@@ -66,6 +72,7 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})
         scope["state"]["request_id"] = uuid.uuid4().hex
         scope["state"]["started"] = started
+        logs.request_id.set(scope["state"]["request_id"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -103,6 +110,22 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
+def admit(request: Request, context: CallContext) -> int:
+    """Apply the tenant's rate limit; returns the body-size limit that applies to it."""
+    settings = request.app.state.runtime.settings
+    key = context.key
+    per_minute = key.requests_per_minute if key and key.requests_per_minute else settings.requests_per_minute
+    if per_minute:
+        wait = request.app.state.limiter.take(context.tenant, per_minute)
+        if wait is not None:
+            raise RateLimited(f"tenant rate limit of {per_minute} requests per minute reached", wait)
+    return key.max_body_bytes if key and key.max_body_bytes else int(settings.max_body_bytes)
+
+
+def retry_headers(error: GatewayError) -> dict[str, str]:
+    return {"Retry-After": str(max(1, round(error.retry_after_s)))} if isinstance(error, RateLimited) else {}
+
+
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000
 
@@ -119,6 +142,7 @@ class ModelCall:
         self.request_id: str = request.scope["state"]["request_id"]
         self.entry: AuditEntry | None = None
         self.upstream_ms = 0.0
+        self.detection_ms: float | None = None
 
     def headers(self, overhead_ms: float) -> dict[str, str]:
         return {REQUEST_ID: self.request_id, OVERHEAD: f"{overhead_ms:.2f}"}
@@ -134,7 +158,8 @@ class ModelCall:
                 self.request.url.path,
                 backend=context.policy.backend,
             )
-            body = await read_json(self.request, self.runtime.settings.max_body_bytes)
+            body_limit = admit(self.request, context)
+            body = await read_json(self.request, body_limit)
             model = body.get("model")
             self.entry.model = model[:128] if isinstance(model, str) else None
             self.entry.streamed = body.get("stream") is True
@@ -147,8 +172,10 @@ class ModelCall:
                 self.entry.outcome = "refused" if exc.status < 500 else "failed"
                 self.entry.status, self.entry.error = exc.status, exc.code
                 self._finish()
-            log.info("request %s refused: %s %s", self.request_id, exc.status, exc.code)
-            return error_response(exc, self.vendor, self.headers(_ms(self.started) - self.upstream_ms))
+            log.info("refused: %s %s", exc.status, exc.code)
+            return error_response(
+                exc, self.vendor, {**self.headers(_ms(self.started) - self.upstream_ms), **retry_headers(exc)}
+            )
 
     async def _protect(self, body: dict[str, Any], context: CallContext) -> Protected:
         assert self.entry is not None
@@ -157,7 +184,9 @@ class ModelCall:
         engine = runtime.engines[context.domain]
         args = (body, extraction, engine, runtime.rewriter, context.policy, context.tenant, runtime.secret)
         # detection is CPU-bound: a worker thread keeps the event loop free; with no detector, stay inline
+        started = time.perf_counter()
         protected = await anyio.to_thread.run_sync(protect, *args) if engine.detectors else protect(*args)
+        self.detection_ms = _ms(started)
         self.entry.spans, self.entry.leaks = protected.span_report(), protected.leaks
         if protected.leaks and context.policy.protect:
             labels = ", ".join(sorted({leak["label"] for leak in protected.leaks}))
@@ -263,7 +292,7 @@ class ModelCall:
                 else UpstreamUnavailable(f"the upstream stream broke ({type(exc).__name__})")
             )
             self.entry.outcome, self.entry.error = "failed", error.code
-            log.warning("request %s: stream ended with %s", self.request_id, error.code)
+            log.warning("stream ended with %s", error.code)
             yield stream_error_event(error, self.vendor)
         finally:
             await response.aclose()
@@ -275,6 +304,7 @@ class ModelCall:
         assert self.entry is not None
         self.entry.overhead_ms = overhead_ms if overhead_ms is not None else _ms(self.started) - self.upstream_ms
         self.runtime.audit.submit(self.entry)
+        self.request.app.state.metrics.observe(self.entry, self.detection_ms)
 
 
 async def send_upstream(upstream: Upstream, request: Request, content: bytes | None) -> httpx.Response:
@@ -327,6 +357,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = runtime or Runtime.build(settings or Settings(), transport)
         app.state.runtime = built
+        app.state.metrics = Metrics()
+        app.state.limiter = RateLimiter()
         try:
             yield
         finally:
@@ -337,7 +369,13 @@ def create_app(
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> Response:
-        return error_response(exc, vendor_of(request))
+        return error_response(exc, vendor_of(request), retry_headers(exc))
+
+    app.include_router(admin_router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     def model_route(path: str) -> Callable[[Request], Any]:
         adapter = ADAPTERS[path]
@@ -378,9 +416,10 @@ def create_app(
         context = resolve(request.headers, runtime)
         if not (path.startswith("v1/") and context.policy.passthrough):
             raise NotFound(f"privgate does not serve {request.method} /{path}")
+        limit = admit(request, context)
         content = await request.body()
-        if len(content) > runtime.settings.max_body_bytes:
-            raise BodyTooLarge(f"request body is larger than the limit of {runtime.settings.max_body_bytes} bytes")
+        if len(content) > limit:
+            raise BodyTooLarge(f"request body is larger than the limit of {limit} bytes")
         return await relay_unchanged(runtime.upstreams[vendor_of(request).value], request, content or None)
 
     return app

@@ -39,6 +39,20 @@ class NotFound(GatewayError):
     code = "not_found"
 
 
+class Unauthorized(GatewayError):
+    status, openai_type, anthropic_type = 401, "invalid_request_error", "authentication_error"
+    code = "invalid_api_key"
+
+
+class RateLimited(GatewayError):
+    status, openai_type, anthropic_type = 429, "rate_limit_error", "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class BodyTooLarge(GatewayError):
     status, openai_type, anthropic_type = 413, "invalid_request_error", "request_too_large"
     code = "request_too_large"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
@@ -26,6 +26,8 @@ class TenantKey(BaseModel):
     tenant: str = Field(min_length=1)
     domain: str | None = None
     lock_domain: bool = False  # True: the X-Privgate-Domain header cannot move this key to another policy
+    requests_per_minute: int | None = Field(None, gt=0)  # None: the gateway-wide default
+    max_body_bytes: int | None = Field(None, gt=0)  # None: the gateway-wide limit
 
     @staticmethod
     def hash_key(api_key: str) -> str:
@@ -50,7 +52,11 @@ class Settings(BaseSettings):
     max_connections: int = Field(200, gt=0)
     verify_tls: bool = True
     tenants: list[TenantKey] = []
+    require_key: bool = False  # True: only requests whose key maps to a tenant are served (401 otherwise)
+    requests_per_minute: int | None = Field(None, gt=0)  # per tenant and replica; None: unlimited
+    admin_token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # None: admin endpoints off
     log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
 
     @classmethod
     def settings_customise_sources(
