@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -41,7 +42,7 @@ from gateway.pipeline import Protected, protect
 from gateway.protocols import ADAPTERS
 from gateway.protocols.base import Event
 from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.settings import Settings, load_settings
 from gateway.tenancy import CallContext, resolve
 from gateway.upstream import Upstream, forward_request_headers, forward_response_headers
 
@@ -423,3 +424,10 @@ def create_app(
         return await relay_unchanged(runtime.upstreams[vendor_of(request).value], request, content or None)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (`privgate serve --workers N`): settings from the environment."""
+    settings = load_settings(os.environ.get("PRIVGATE_CONFIG_FILE") or None)
+    logs.configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
