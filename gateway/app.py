@@ -396,13 +396,14 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
-        """Ready: policies and detectors loaded (in the lifespan), and the audit store reachable."""
+        """Ready: policies and detectors loaded (in the lifespan), upstreams set, the audit store reachable."""
         runtime: Runtime = request.app.state.runtime
         try:
             await anyio.to_thread.run_sync(runtime.audit.ping)
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "audit_store": type(exc).__name__}, status_code=503)
-        return JSONResponse({"status": "ready", "domains": sorted(runtime.policies)})
+        upstreams = {name: "echo" if u.is_echo else "configured" for name, u in runtime.upstreams.items()}
+        return JSONResponse({"status": "ready", "domains": sorted(runtime.policies), "upstreams": upstreams})
 
     @app.get("/v1/models", include_in_schema=False)
     @app.get("/v1/models/{model_id:path}", include_in_schema=False)

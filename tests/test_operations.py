@@ -29,11 +29,18 @@ NAME = "Amélie Dubois"
 def ops_gateway(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackServer]:
     """The session's detectors, with the service features switched on and a store of its own."""
     data = tmp_path_factory.mktemp("ops")
-    tenants = [TenantKey(key_sha256=TenantKey.hash_key(KEY), tenant="blue", requests_per_minute=3, max_body_bytes=4000)]
+    tenants = [
+        TenantKey(key_sha256=TenantKey.hash_key(KEY), tenant="blue", requests_per_minute=3, max_body_bytes=4000),
+        TenantKey(key_sha256=TenantKey.hash_key("pg-key-of-team-red"), tenant="red"),
+    ]
     settings = runtime.settings.model_copy(
-        update={"require_key": True, "tenants": tenants, "data_dir": data,
-                "admin_token_sha256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()}
-    )  # fmt: skip
+        update={
+            "require_key": True,
+            "tenants": tenants,
+            "data_dir": data,
+            "admin_token_sha256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
+        }
+    )
     ops = dataclasses.replace(
         runtime,
         settings=settings,
@@ -46,8 +53,9 @@ def ops_gateway(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def client(server: LoopbackServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="vendor-key", max_retries=0,
-                         default_headers={"X-Privgate-Key": key})  # fmt: skip
+    return openai.OpenAI(
+        base_url=f"{server.url}/v1", api_key="vendor-key", max_retries=0, default_headers={"X-Privgate-Key": key}
+    )
 
 
 def test_keys_limits_admin_and_metrics(ops_gateway: LoopbackServer) -> None:
@@ -110,3 +118,49 @@ def test_rate_limiter_refills() -> None:
     wait = limiter.take("t", 2, now=0.0)
     assert wait == pytest.approx(30.0)
     assert limiter.take("t", 2, now=30.0) is None
+
+
+SECRETS = [
+    "Amélie Dubois",
+    "amelie.dubois@example.fr",
+    "4111 1111 1111 1111",
+    "sk-proj-Z8x2kQ9mN4vB7cR1tY6uI3oP5aS0dF2gH8jK",
+]
+PROMPT = f"I am {SECRETS[0]}, mail {SECRETS[1]}, card {SECRETS[2]}. OPENAI_API_KEY={SECRETS[3]}"
+
+
+def test_no_secret_in_logs_metrics_or_audit_over_every_endpoint(
+    ops_gateway: LoopbackServer, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    import anthropic
+
+    caplog.set_level(logging.DEBUG)
+    headers = {"X-Privgate-Key": "pg-key-of-team-red"}
+    with openai.OpenAI(base_url=f"{ops_gateway.url}/v1", api_key="k", max_retries=0, default_headers=headers) as oai:
+        for stream in (False, True):
+            chat = oai.chat.completions.create(model="m", stream=stream, messages=[{"role": "user", "content": PROMPT}])
+            list(chat) if stream else None
+            answer = oai.responses.create(model="m", input=PROMPT, stream=stream)
+            list(answer) if stream else None
+        oai.embeddings.create(model="e", input=PROMPT)
+        with pytest.raises(openai.APIError):
+            oai.chat.completions.create(model="fake-error", messages=[{"role": "user", "content": PROMPT}])
+        with pytest.raises(openai.BadRequestError):
+            oai.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": PROMPT}],
+                extra_headers={"X-Privgate-Domain": "nowhere"},
+            )
+    with anthropic.Anthropic(base_url=ops_gateway.url, api_key="k", max_retries=0, default_headers=headers) as claude:
+        claude.messages.create(model="c", max_tokens=9, messages=[{"role": "user", "content": PROMPT}])
+        with claude.messages.stream(model="c", max_tokens=9, messages=[{"role": "user", "content": PROMPT}]) as s:
+            s.get_final_message()
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    audit = httpx.get(f"{ops_gateway.url}/admin/audit", headers=admin, params={"limit": 200}).text
+    metrics = httpx.get(f"{ops_gateway.url}/metrics").text
+    client_side = ("openai", "anthropic", "httpx2", "httpcore2")  # the SDKs in this test process log their own requests
+    logged = "\n".join(JsonFormatter().format(r) for r in caplog.records if not r.name.startswith(client_side))
+    assert "pseudonymize" in metrics and "/v1/messages" in logged + audit
+    for secret in SECRETS:
+        for where, text in (("logs", logged), ("metrics", metrics), ("audit", audit)):
+            assert secret not in text, f"{secret!r} found in the {where}"
