@@ -147,8 +147,8 @@ def _shift(rng: random.Random, day: date) -> date:
         return date(2000, 1, 1)
 
 
-def _spelled_date(value: str, rng: random.Random) -> str | None:
-    """'3 mars 1985', '3. März 1985', '3 de marzo de 1985': shifted, same language and shape."""
+def _spelled_date(value: str) -> tuple[date, Callable[[date], str]] | None:
+    """'3 mars 1985', '3. März 1985', '3 de marzo de 1985': the date, and how to write another one so."""
     match = _SPELLED_DATE.match(value.strip())
     known = _MONTH_INDEX.get(match.group("month").casefold()) if match else None
     if match is None or known is None:
@@ -157,31 +157,48 @@ def _spelled_date(value: str, rng: random.Random) -> str | None:
     if lang in ("es", "it") and "de" not in match.group("sep1"):
         lang = "it"  # marzo, agosto... without "de" read as Italian
     try:
-        moved = _shift(rng, date(int(match.group("year")), month + 1, int(match.group("day"))))
+        parsed = date(int(match.group("year")), month + 1, int(match.group("day")))
     except ValueError:
         return None
-    name = _MONTHS[lang][moved.month - 1]
-    suffix = match.group("suffix") or ""
-    if suffix == "er" and moved.day != 1:
-        suffix = ""
-    return f"{moved.day}{suffix}{match.group('sep1')}{name}{match.group('sep2')}{moved.year}"
+
+    def render(day: date) -> str:
+        suffix = match.group("suffix") or ""
+        if suffix == "er" and day.day != 1:
+            suffix = ""
+        name = _MONTHS[lang][day.month - 1]
+        return f"{day.day}{suffix}{match.group('sep1')}{name}{match.group('sep2')}{day.year}"
+
+    return parsed, render
+
+
+def parse_date(value: str) -> tuple[date, Callable[[date], str]] | None:
+    """A date in one of the common numeric or spelled forms, and a function writing any date the same way."""
+    spelled = _spelled_date(value)
+    if spelled is not None:
+        return spelled
+    text = value.strip()
+    for fmt in _DATE_FORMATS:
+        try:
+            parsed = datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+        unpadded = ("%d" in fmt or "%m" in fmt) and re.match(r"^\d(?!\d)", text) is not None
+
+        def render(day: date, fmt: str = fmt, unpadded: bool = unpadded) -> str:
+            out = day.strftime(fmt)
+            # strptime accepts "3/4/1975"; keep the unpadded look of the original when it had one
+            return out[1:] if unpadded and out.startswith("0") else out
+
+        return parsed, render
+    return None
 
 
 def _date(value: str, rng: random.Random) -> str:
-    spelled = _spelled_date(value, rng)
-    if spelled is not None:
-        return spelled
-    for fmt in _DATE_FORMATS:
-        try:
-            parsed = datetime.strptime(value.strip(), fmt).date()
-        except ValueError:
-            continue
-        text = _shift(rng, parsed).strftime(fmt)
-        # strptime accepts "3/4/1975"; keep the unpadded look of the original when it had one
-        if ("%d" in fmt or "%m" in fmt) and re.match(r"^\d(?!\d)", value.strip()) and text.startswith("0"):
-            text = text[1:]
-        return text
-    return _shape_preserving(value, rng)
+    found = parse_date(value)
+    if found is None:
+        return _shape_preserving(value, rng)
+    parsed, render = found
+    return render(_shift(rng, parsed))
 
 
 class SurrogateFactory:
