@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,6 +17,7 @@ class Action(StrEnum):
 
     PSEUDONYMIZE = "pseudonymize"  # realistic surrogate, restored in the answer
     MASK = "mask"  # [LABEL_n] tag, restored in the answer
+    DP_REWRITE = "dp_rewrite"  # ε-DP replacement by the exponential mechanism, restored in the answer
     BLOCK = "block"  # refuse the whole request
     ALLOW = "allow"  # leave the span as it is (still audited)
 
@@ -100,6 +101,22 @@ class DetectorsConfig(_Strict):
     deny_lists: list[DenyListConfig] = []
 
 
+Epsilon = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
+
+class DpConfig(_Strict):
+    """Span-level differential privacy for `dp_rewrite` labels, and the tenant's budget for it."""
+
+    epsilon: Epsilon = 1.0  # per span
+    epsilon_by_label: dict[Label, Epsilon] = {}
+    budget: Epsilon = 50.0  # ε a tenant may spend per window, summed over its requests
+    window: Literal["hour", "day", "month"] = "day"
+    on_exhausted: Literal["mask", "block"] = "mask"
+
+    def epsilon_for(self, label: str) -> float:
+        return self.epsilon_by_label.get(label, self.epsilon)
+
+
 class Policy(_Strict):
     """One domain's policy. `protect` makes the gateway fail closed for this domain."""
 
@@ -112,6 +129,7 @@ class Policy(_Strict):
     detectors: DetectorsConfig = DetectorsConfig()
     default_action: Action = Action.PSEUDONYMIZE
     actions: dict[Label, Action] = {}
+    dp: DpConfig = DpConfig()
 
     def action_for(self, label: str) -> Action:
         return self.actions.get(label, self.default_action)

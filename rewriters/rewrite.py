@@ -6,8 +6,10 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from policies.schema import Action, Policy
+from rewriters.dp import DpSampler
 from rewriters.restore import Restorer
 from rewriters.spans import Span
 from rewriters.surrogates import SurrogateFactory
@@ -19,9 +21,17 @@ _MAX_ATTEMPTS = 16
 class PolicyBlocked(Exception):
     """The policy says a label found in this request must never leave: refuse the request."""
 
-    def __init__(self, labels: Sequence[str]) -> None:
+    def __init__(self, labels: Sequence[str], reason: str = "it contains") -> None:
         self.labels = sorted(set(labels))
-        super().__init__("request refused by policy: it contains " + ", ".join(self.labels))
+        super().__init__(f"request refused by policy: {reason} " + ", ".join(self.labels))
+
+
+class Budget(Protocol):
+    """A tenant's differential-privacy budget for the current window (the gateway's is persisted)."""
+
+    def spend(self, epsilon: float) -> bool:
+        """Take `epsilon` if the window still has it, atomically; False (and nothing taken) if not."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class SpanRecord:
     score: float
     action: Action
     value_hash: str
+    epsilon: float | None = None  # spent on this span (dp_rewrite only)
 
 
 @dataclass
@@ -62,18 +73,26 @@ def value_hash(secret: bytes, value: str) -> str:
 class Rewriter:
     """Turns (texts, spans) into rewritten texts under a policy; one per process."""
 
-    def __init__(self, secret: bytes, surrogates: SurrogateFactory) -> None:
+    def __init__(self, secret: bytes, surrogates: SurrogateFactory, dp: DpSampler | None = None) -> None:
         self._secret = secret
         self._factory = surrogates
+        self._dp = dp or DpSampler()
 
     def rewrite(
-        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], policy: Policy, tenant: str
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[Span]],
+        policy: Policy,
+        tenant: str,
+        budget: Budget | None = None,
     ) -> tuple[list[str], RewriteSession]:
+        """`budget` is charged once for the request's distinct dp_rewrite values (None: unlimited)."""
         session = RewriteSession(policy=policy, tenant=tenant)
         blocked = [s.label for slot in spans for s in slot if policy.action_for(s.label) is Action.BLOCK]
         if blocked:
             raise PolicyBlocked(blocked)
-        assigned: dict[tuple[str, str], str] = {}  # (label, original) -> replacement
+        dp_allowed = self._charge_dp(texts, spans, policy, budget)
+        assigned: dict[tuple[str, str], tuple[str, Action]] = {}  # (label, original) -> replacement, action
         mask_counts: dict[str, int] = {}
         prompt = _Prompt("\n".join(texts))
         out = []
@@ -83,6 +102,19 @@ class Rewriter:
             for span in ordered:  # in reading order, so tags number as a reader meets them
                 value = text[span.start : span.end]
                 action = policy.action_for(span.label)
+                if action is Action.DP_REWRITE and not dp_allowed:
+                    action = Action.MASK  # the budget is spent and the policy says: mask instead
+                replacement = value
+                if action in (Action.PSEUDONYMIZE, Action.MASK, Action.DP_REWRITE):
+                    key = (span.label, value)
+                    if key not in assigned:
+                        assigned[key] = self._replacement(
+                            action, span.label, value, tenant, session, mask_counts, prompt
+                        )
+                    replacement, action = assigned[key]
+                    if replacement != value:
+                        session.protected_values[value] = span.label
+                epsilon = policy.dp.epsilon_for(span.label) if action is Action.DP_REWRITE else None
                 session.records.append(
                     SpanRecord(
                         slot,
@@ -93,22 +125,31 @@ class Rewriter:
                         span.score,
                         action,
                         value_hash(self._secret, value),
+                        epsilon,
                     )
                 )
-                replacement = value
-                if action in (Action.PSEUDONYMIZE, Action.MASK):
-                    key = (span.label, value)
-                    if key not in assigned:
-                        assigned[key] = self._replacement(
-                            action, span.label, value, tenant, session, mask_counts, prompt
-                        )
-                    replacement = assigned[key]
-                    session.protected_values[value] = span.label
                 replacements.append(replacement)
             for span, replacement in reversed(list(zip(ordered, replacements, strict=True))):  # back to front
                 text = text[: span.start] + replacement + text[span.end :]
             out.append(text)
         return out, session
+
+    def _charge_dp(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], policy: Policy, budget: Budget | None
+    ) -> bool:
+        """Spend ε for each distinct dp_rewrite value of the request, all or nothing."""
+        distinct = {
+            (s.label, text[s.start : s.end])
+            for text, slot in zip(texts, spans, strict=True)
+            for s in slot
+            if policy.action_for(s.label) is Action.DP_REWRITE
+        }
+        cost = sum(policy.dp.epsilon_for(label) for label, _ in distinct)
+        if not cost or budget is None or budget.spend(cost):
+            return True
+        if policy.dp.on_exhausted == "block":
+            raise PolicyBlocked(sorted({label for label, _ in distinct}), "the tenant's DP budget is spent for")
+        return False
 
     def _replacement(
         self,
@@ -119,21 +160,30 @@ class Rewriter:
         session: RewriteSession,
         mask_counts: dict[str, int],
         prompt: _Prompt,
-    ) -> str:
+    ) -> tuple[str, Action]:
+        """The replacement of a value and the action it really got (a mask when nothing else fits)."""
+        if action is Action.DP_REWRITE:
+            sampled = self._dp.sample(label, value, session.policy.dp.epsilon_for(label))
+            if sampled == value:
+                return value, action  # the mechanism may return the original itself: that is DP too
+            # only exact collisions are refused (a DP name may share a first name with the prompt)
+            if sampled is not None and self._usable("", sampled, value, session, prompt):
+                session.surrogates[sampled] = value
+                return sampled, action
         if action is Action.PSEUDONYMIZE:
             for attempt in range(_MAX_ATTEMPTS):
                 candidate = self._factory.make(tenant, label, value, attempt)
                 if self._usable(label, candidate, value, session, prompt):
                     session.surrogates[candidate] = value
                     self._map_name_parts(label, candidate, value, session, prompt)
-                    return candidate
-        # a mask tag, also the fallback when no collision-free surrogate was found
+                    return candidate, action
+        # a mask tag, also the fallback when no collision-free replacement was found
         while True:
             mask_counts[label] = mask_counts.get(label, 0) + 1
             tag = f"[{label}_{mask_counts[label]}]"
             if tag not in prompt.text and tag not in session.surrogates:
                 session.surrogates[tag] = value
-                return tag
+                return tag, Action.MASK
 
     @staticmethod
     def _usable(label: str, candidate: str, value: str, session: RewriteSession, prompt: _Prompt) -> bool:
