@@ -1,4 +1,7 @@
-"""The audit store: one record per request, never a raw value (SQLite by default, any SQLAlchemy URL)."""
+"""The audit store: one record per request, never a raw value (SQLite by default, any SQLAlchemy URL).
+
+Its schema comes from the Alembic migrations in `gateway.migrations`, never from `create_all`.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, create_engine, event, func, select
+from sqlalchemy import JSON, Boolean, DateTime, Engine, Float, Integer, String, create_engine, event, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from gateway import migrations
 
 log = logging.getLogger("privgate.audit")
 
@@ -76,16 +81,58 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class SchemaError(RuntimeError):
+    """The audit database is not at the schema this privgate writes; the message says what to run."""
+
+
+def connect(url: str) -> Engine:
+    """An engine for the store's URL; a SQLite file gets its directory and WAL mode."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def ensure_schema(engine: Engine) -> None:
+    """SQLite stays zero-setup, so it is migrated here. Any other database is shared by replicas and migrated
+    once by the operator (`privgate db upgrade`), so here it is only checked."""
+    wanted = migrations.head()
+    with engine.begin() as connection:
+        found = migrations.current(connection)
+        if found != wanted and engine.dialect.name == "sqlite":
+            migrations.upgrade(connection)
+            log.info("audit: SQLite schema migrated from %s to revision %s", found or "nothing", wanted)
+            return
+    if found != wanted:
+        where = engine.url.render_as_string(hide_password=True)
+        state = f"is at schema revision {found}" if found else "has no privgate schema"
+        raise SchemaError(
+            f"the audit database {where} {state}, this privgate needs revision {wanted}: "
+            "run `privgate db upgrade` with the same configuration, then start again"
+        )
+
+
+def check_schema(url: str) -> None:
+    """`ensure_schema` for start-up, on a short-lived engine, so a database that is behind fails fast."""
+    engine = connect(url)
+    try:
+        ensure_schema(engine)
+    finally:
+        engine.dispose()
+
+
 class AuditStore:
     """Requests hand records to `submit`, which never blocks; one writer thread commits them in batches."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(self.engine)
+        self.engine = connect(url)
+        try:
+            ensure_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._queue: queue.SimpleQueue[AuditEntry | threading.Event | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._drain, name="privgate-audit", daemon=True)
         self._writer.start()
