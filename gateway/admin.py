@@ -51,6 +51,14 @@ async def audit(request: Request, limit: int = 50, leaks: bool = False, tenant: 
     return {"object": "list", "data": [row_dict(r) for r in rows]}
 
 
+@router.get("/budget/{tenant}")
+async def budget(request: Request, tenant: str) -> dict[str, Any]:
+    """ε a tenant spent in each window on record."""
+    ledger = _runtime(request).budgets
+    spent = await anyio.to_thread.run_sync(ledger.spent, tenant)
+    return {"object": "privgate.budget", "tenant": tenant, "spent": spent}
+
+
 @router.get("/policies")
 async def policies(request: Request) -> dict[str, Any]:
     loaded = _runtime(request).policies

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import logs
 from gateway.admin import router as admin_router
 from gateway.audit import AuditEntry
+from gateway.budget import TenantBudget
 from gateway.errors import (
     BadRequest,
     BodyTooLarge,
@@ -183,7 +184,8 @@ class ModelCall:
         extraction = self.adapter.extract(body)
         runtime = self.runtime
         engine = runtime.engines[context.domain]
-        args = (body, extraction, engine, runtime.rewriter, context.policy, context.tenant, runtime.secret)
+        budget = TenantBudget(runtime.budgets, context.tenant, context.policy.dp)
+        args = (body, extraction, engine, runtime.rewriter, context.policy, context.tenant, runtime.secret, budget)
         # detection is CPU-bound: a worker thread keeps the event loop free; with no detector, stay inline
         started = time.perf_counter()
         protected = await anyio.to_thread.run_sync(protect, *args) if engine.detectors else protect(*args)

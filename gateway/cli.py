@@ -1,22 +1,25 @@
-"""The `privgate` command: serve, scan, audit, policy check."""
+"""The `privgate` command: serve, scan, audit, policy check, db upgrade/current."""
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from gateway.logs import configure_logging
 from gateway.settings import ECHO, Settings, load_settings
 
 app = typer.Typer(help="privgate: a privacy gateway in front of cloud LLMs.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+db_app = typer.Typer(help="The audit database's schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console()
 
 ConfigOption = Annotated[
@@ -36,16 +39,35 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="port to bind")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes (each loads its own models)")] = 1,
     config: ConfigOption = None,
 ) -> None:
     """Run the gateway (on the built-in echo model unless upstream base URLs are configured)."""
+    import os
+    import tempfile
+
     import uvicorn
 
     from gateway.app import create_app
     from gateway.runtime import Runtime
 
     settings = _settings(config, host=host, port=port)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
+    if workers > 1:
+        # each worker builds its app from the environment: the config file path travels there,
+        # and metrics are shared through prometheus-client's multiprocess directory
+        os.environ["PRIVGATE_CONFIG_FILE"] = str(config or "")
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="privgate-metrics-"))
+        uvicorn.run(
+            "gateway.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+        )
+        return
     try:
         runtime = Runtime.build(settings)
     except Exception as exc:
@@ -60,6 +82,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through ours (JSON, with request ids)
     )
 
 
@@ -197,3 +220,62 @@ def policy_check(files: Annotated[list[Path], typer.Argument(help="policy YAML f
         else:
             console.print(f"{path}: ok (policy {policy.name!r} version {policy.version})")
     raise typer.Exit(1 if failed else 0)
+
+
+def _db_revision(config: Path | None, *, upgrade: bool) -> tuple[str, str | None, str]:
+    """(database shown without its password, its revision, the revision this privgate needs)."""
+    from gateway import migrations
+    from gateway.audit import connect
+
+    engine = connect(_settings(config).database_url)
+    try:
+        with engine.begin() as connection:
+            if upgrade:
+                migrations.upgrade(connection)
+            revision = migrations.current(connection)
+    except Exception as exc:  # unreachable server, bad credentials...: one line, not a traceback
+        console.print(f"[red]audit database error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    return engine.url.render_as_string(hide_password=True), revision, migrations.head()
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Migrate the audit database to this privgate's schema (run once before starting replicas on PostgreSQL)."""
+    where, revision, _ = _db_revision(config, upgrade=True)
+    console.print(f"{where}: at revision {revision} (head)", markup=False, highlight=False, soft_wrap=True)
+
+
+@db_app.command("current")
+def db_current(config: ConfigOption = None) -> None:
+    """Print the audit database's schema revision."""
+    _, revision, head = _db_revision(config, upgrade=False)
+    state = "head" if revision == head else f"head is {head}: run `privgate db upgrade`"
+    console.print(f"{revision or 'none'} ({state})", markup=False, highlight=False, soft_wrap=True)
+
+
+budget_app = typer.Typer(help="Differential-privacy budgets.", no_args_is_help=True)
+app.add_typer(budget_app, name="budget")
+
+
+@budget_app.command("show")
+def budget_show(tenant: Annotated[str, typer.Argument(help="tenant name")], config: ConfigOption = None) -> None:
+    """ε a tenant spent in each window on record (the policy's dp.budget is the limit per window)."""
+    from gateway.audit import connect, ensure_schema
+    from gateway.budget import BudgetLedger
+
+    engine = connect(_settings(config).database_url)
+    try:
+        ensure_schema(engine)
+        spent = BudgetLedger(engine).spent(tenant)
+    finally:
+        engine.dispose()
+    if not spent:
+        console.print(f"tenant {tenant!r} has spent no ε", markup=False, highlight=False)
+        return
+    table = Table("window", "ε spent")
+    for window, epsilon in spent.items():
+        table.add_row(window, f"{epsilon:.6g}")
+    console.print(table)

@@ -43,6 +43,9 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.dp_spent = Counter(
+            "privgate_dp_epsilon_spent", "Differential-privacy ε spent, by tenant", ["tenant"], registry=r
+        )
         self.detection = Histogram(
             "privgate_detection_seconds",
             "Detection and rewriting time per request",
@@ -56,6 +59,9 @@ class Metrics:
         self.requests.labels(entry.endpoint, entry.outcome, str(entry.status), entry.domain).inc()
         for span in entry.spans:
             self.spans.labels(span["label"], span["action"]).inc()
+        epsilon = sum(span.get("epsilon") or 0.0 for span in entry.spans)
+        if epsilon:
+            self.dp_spent.labels(entry.tenant).inc(epsilon)
         if entry.leaks:
             self.leaks.labels(entry.domain).inc(len(entry.leaks))
         if entry.outcome == "refused" and entry.error:

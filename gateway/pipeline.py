@@ -12,7 +12,7 @@ from policies import Action, Policy
 from rewriters.detect import DetectionEngine
 from rewriters.detectors.base import DetectorError
 from rewriters.restore import json_escape
-from rewriters.rewrite import PolicyBlocked, Rewriter, RewriteSession, value_hash
+from rewriters.rewrite import Budget, BudgetExhausted, PolicyBlocked, Rewriter, RewriteSession, value_hash
 from rewriters.text import any_of
 
 
@@ -32,6 +32,7 @@ class Protected:
                 "score": round(r.score, 3),
                 "action": r.action.value,
                 "value_hash": r.value_hash,
+                "epsilon": r.epsilon,
             }
             for r in self.session.records
         ]
@@ -45,6 +46,7 @@ def protect(
     policy: Policy,
     tenant: str,
     secret: bytes,
+    budget: Budget | None = None,
 ) -> Protected:
     """Rewrite `body` in place. Runs in a worker thread: detection is CPU-bound.
 
@@ -53,8 +55,10 @@ def protect(
     texts = extraction.texts()
     try:
         spans = engine.detect(texts)
-        rewritten, session = rewriter.rewrite(texts, spans, policy, tenant)
+        rewritten, session = rewriter.rewrite(texts, spans, policy, tenant, budget)
         extraction.apply(rewritten)
+    except BudgetExhausted as exc:
+        raise PolicyRefused(str(exc), code="privgate_dp_budget_exhausted") from exc
     except PolicyBlocked as exc:
         raise PolicyRefused(str(exc)) from exc
     except (DetectorError, Exception) as exc:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from gateway.audit import AuditStore
+from gateway.audit import AuditStore, check_schema
+from gateway.budget import BudgetLedger
 from gateway.secret import load_secret
 from gateway.settings import Settings, TenantKey
 from gateway.upstream import Upstream, build_upstreams
@@ -29,11 +30,15 @@ class Runtime:
     rewriter: Rewriter
     secret: bytes
     audit: AuditStore
+    budgets: BudgetLedger
     upstreams: dict[str, Upstream]
     tenants: dict[str, TenantKey]
 
     @classmethod
     def build(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
+        # Schema check (gateway.audit.SchemaError): migrates SQLite; a database behind `privgate db upgrade` fails
+        # here, before the slow detector warm-up.
+        check_schema(settings.database_url)
         policies = load_policies(settings.policy_dir)
         if settings.default_domain not in policies:
             loaded = ", ".join(sorted(policies))
@@ -43,13 +48,15 @@ class Runtime:
         for engine in engines.values():  # the first spaCy call is slow: pay it at start-up, not in a request
             engine.detect(["Warm-up: Jane Doe wrote to jane@example.org from Paris."])
         secret = load_secret(settings)
+        audit = AuditStore(settings.database_url)
         return cls(
             settings=settings,
             policies=policies,
             engines=engines,
             rewriter=Rewriter(secret, SurrogateFactory(secret)),
             secret=secret,
-            audit=AuditStore(settings.database_url),
+            audit=audit,
+            budgets=BudgetLedger(audit.engine),
             upstreams=build_upstreams(settings, transport),
             tenants={t.key_sha256: t for t in settings.tenants},
         )

@@ -26,6 +26,10 @@ class PolicyBlocked(Exception):
         super().__init__(f"request refused by policy: {reason} " + ", ".join(self.labels))
 
 
+class BudgetExhausted(PolicyBlocked):
+    """The tenant's DP budget for this window is spent and the policy says: refuse."""
+
+
 class Budget(Protocol):
     """A tenant's differential-privacy budget for the current window (the gateway's is persisted)."""
 
@@ -148,7 +152,7 @@ class Rewriter:
         if not cost or budget is None or budget.spend(cost):
             return True
         if policy.dp.on_exhausted == "block":
-            raise PolicyBlocked(sorted({label for label, _ in distinct}), "the tenant's DP budget is spent for")
+            raise BudgetExhausted(sorted({label for label, _ in distinct}), "the tenant's DP budget is spent for")
         return False
 
     def _replacement(

@@ -38,6 +38,16 @@ name: masked
 version: "t1"
 default_action: mask
 """,
+    "private.yaml": """\
+name: private
+version: "t1"
+actions:
+  PERSON: dp_rewrite
+dp:
+  epsilon: 0.5
+  budget: 10.0
+  on_exhausted: block
+""",
 }
 
 TENANT_KEY = "sk-tenant-acme-0123456789"

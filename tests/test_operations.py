@@ -14,6 +14,7 @@ import pytest
 
 from gateway import create_app
 from gateway.audit import AuditStore
+from gateway.budget import BudgetLedger
 from gateway.logs import JsonFormatter, RequestIdFilter
 from gateway.runtime import Runtime
 from gateway.settings import TenantKey
@@ -45,7 +46,8 @@ def ops_gateway(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> I
         runtime,
         settings=settings,
         tenants={t.key_sha256: t for t in tenants},
-        audit=AuditStore(f"sqlite:///{data / 'audit.db'}"),
+        audit=(audit := AuditStore(f"sqlite:///{data / 'audit.db'}")),
+        budgets=BudgetLedger(audit.engine),
         upstreams=build_upstreams(settings),
     )
     with LoopbackServer(create_app(runtime=ops)) as server:
