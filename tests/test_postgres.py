@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from gateway import load_settings, migrations
 from gateway.audit import AuditStore, SchemaError
+from gateway.budget import BudgetLedger
 from gateway.cli import app
 from gateway.runtime import Runtime
 from tests.servers import FakeLLM, free_port
@@ -186,47 +187,55 @@ class GatewayProcess:
             self.process.wait(timeout=15)
 
 
-async def chat_completions(urls: list[str], n: int) -> list[str]:
-    """`n` concurrent requests spread over the gateways; the request id of each."""
+async def chat_completions(urls: list[str], n: int, domain: str = "general") -> list[httpx.Response]:
+    """`n` concurrent requests spread over the gateways."""
     async with httpx.AsyncClient(trust_env=False, timeout=60) as client:
 
-        async def one(i: int) -> str:
-            response = await client.post(
+        async def one(i: int) -> httpx.Response:
+            return await client.post(
                 f"{urls[i % len(urls)]}/v1/chat/completions",
-                headers={"Authorization": "Bearer sk-test-client"},
+                headers={"Authorization": "Bearer sk-test-client", "X-Privgate-Domain": domain},
                 json={
                     "model": "gpt-4o",
                     "messages": [{"role": "user", "content": f"Request {i}: write to Hans Müller"}],
                 },
             )
-            assert response.status_code == 200, response.text
-            return response.headers["X-Privgate-Request-Id"]
 
         return await asyncio.gather(*(one(i) for i in range(n)))
 
 
 @pytest.mark.usefixtures("no_privgate_env")
-def test_two_gateways_share_one_store(database: str, tmp_path: Path, fake_llm: FakeLLM) -> None:
+def test_two_gateways_share_one_store(database: str, tmp_path: Path, fake_llm: FakeLLM, policy_dir: Path) -> None:
     upgraded = CliRunner().invoke(app, ["db", "upgrade"], env={"PRIVGATE_DB_URL": database})
     assert upgraded.exit_code == 0, upgraded.output
     with ExitStack() as stack:
         gateways = [
             stack.enter_context(
-                GatewayProcess(gateway_env(database, tmp_path / f"data{i}", fake_llm), tmp_path / f"{i}.log")
+                GatewayProcess(
+                    gateway_env(database, tmp_path / f"data{i}", fake_llm) | {"PRIVGATE_POLICY_DIR": str(policy_dir)},
+                    tmp_path / f"{i}.log",
+                )
             )
             for i in range(2)
         ]
         deadline = time.monotonic() + 180  # both load their detectors at once
         for gateway in gateways:
             gateway.wait_ready(deadline)
-        sent = asyncio.run(chat_completions([g.url for g in gateways], 40))
+        replies = asyncio.run(chat_completions([g.url for g in gateways], 40))
+        assert all(r.status_code == 200 for r in replies), [r.text for r in replies if r.status_code != 200]
+        sent = [r.headers["X-Privgate-Request-Id"] for r in replies]
+        # the `private` policy: ε 0.5 a request, 10 per tenant and day, so 20 of 30 may pass, across both
+        dp = asyncio.run(chat_completions([g.url for g in gateways], 30, domain="private"))
 
         store = AuditStore(database)
         stack.callback(store.close)
         deadline = time.monotonic() + 30  # each gateway commits from its writer thread, a little later
-        while store.counts()["requests"] < len(sent) and time.monotonic() < deadline:
+        while store.counts()["requests"] < len(sent) + len(dp) and time.monotonic() < deadline:
             time.sleep(0.1)
-        stored = [row.request_id for row in store.recent(100)]
+        stored = [row.request_id for row in store.recent(100) if row.domain == "general"]
+        spent = BudgetLedger(store.engine).spent("default")
 
     assert len(set(sent)) == 40
     assert len(stored) == 40 and set(stored) == set(sent)
+    assert sorted(r.status_code for r in dp) == [200] * 20 + [403] * 10
+    assert list(spent.values()) == [10.0]
