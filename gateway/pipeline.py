@@ -55,7 +55,8 @@ def protect(
     texts = extraction.texts()
     try:
         spans = engine.detect(texts)
-        rewritten, session = rewriter.rewrite(texts, spans, policy, tenant, budget)
+        question = "\n".join(texts[i] for i in extraction.question_slots) if extraction.question_slots else None
+        rewritten, session = rewriter.rewrite(texts, spans, policy, tenant, budget, question)
         extraction.apply(rewritten)
     except BudgetExhausted as exc:
         raise PolicyRefused(str(exc), code="privgate_dp_budget_exhausted") from exc

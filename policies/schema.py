@@ -17,6 +17,7 @@ class Action(StrEnum):
 
     PSEUDONYMIZE = "pseudonymize"  # realistic surrogate, restored in the answer
     MASK = "mask"  # [LABEL_n] tag, restored in the answer
+    GENERALIZE = "generalize"  # a coarser form (a date keeps month and year); not restored
     DP_REWRITE = "dp_rewrite"  # ε-DP replacement by the exponential mechanism, restored in the answer
     BLOCK = "block"  # refuse the whole request
     ALLOW = "allow"  # leave the span as it is (still audited)
@@ -130,6 +131,7 @@ class Policy(_Strict):
     default_action: Action = Action.PSEUDONYMIZE
     actions: dict[Label, Action] = {}
     dp: DpConfig = DpConfig()
+    privqa: bool = False  # PRIV-QA: spans the user's question does not need are generalised or dropped
 
     def action_for(self, label: str) -> Action:
         return self.actions.get(label, self.default_action)

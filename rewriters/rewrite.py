@@ -10,6 +10,7 @@ from typing import Protocol
 
 from policies.schema import Action, Policy
 from rewriters.dp import DpSampler
+from rewriters.privqa import generalize, question_needs, question_of
 from rewriters.restore import Restorer
 from rewriters.spans import Span
 from rewriters.surrogates import SurrogateFactory
@@ -89,13 +90,16 @@ class Rewriter:
         policy: Policy,
         tenant: str,
         budget: Budget | None = None,
+        question: str | None = None,
     ) -> tuple[list[str], RewriteSession]:
-        """`budget` is charged once for the request's distinct dp_rewrite values (None: unlimited)."""
+        """`budget` is charged once for the request's distinct dp_rewrite values (None: unlimited);
+        `question` (the user's latest turn) lets a `privqa` policy generalise what it does not need."""
         session = RewriteSession(policy=policy, tenant=tenant)
         blocked = [s.label for slot in spans for s in slot if policy.action_for(s.label) is Action.BLOCK]
         if blocked:
             raise PolicyBlocked(blocked)
-        dp_allowed = self._charge_dp(texts, spans, policy, budget)
+        plan = self._plan(texts, spans, policy, question)
+        dp_allowed = self._charge_dp(plan, policy, budget)
         assigned: dict[tuple[str, str], tuple[str, Action]] = {}  # (label, original) -> replacement, action
         mask_counts: dict[str, int] = {}
         prompt = _Prompt("\n".join(texts))
@@ -105,11 +109,11 @@ class Rewriter:
             replacements = []
             for span in ordered:  # in reading order, so tags number as a reader meets them
                 value = text[span.start : span.end]
-                action = policy.action_for(span.label)
+                action = plan[(span.label, value)]
                 if action is Action.DP_REWRITE and not dp_allowed:
                     action = Action.MASK  # the budget is spent and the policy says: mask instead
                 replacement = value
-                if action in (Action.PSEUDONYMIZE, Action.MASK, Action.DP_REWRITE):
+                if action in (Action.PSEUDONYMIZE, Action.MASK, Action.DP_REWRITE, Action.GENERALIZE):
                     key = (span.label, value)
                     if key not in assigned:
                         assigned[key] = self._replacement(
@@ -138,16 +142,32 @@ class Rewriter:
             out.append(text)
         return out, session
 
-    def _charge_dp(
-        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], policy: Policy, budget: Budget | None
-    ) -> bool:
+    @staticmethod
+    def _plan(
+        texts: Sequence[str], spans: Sequence[Sequence[Span]], policy: Policy, question: str | None
+    ) -> dict[tuple[str, str], Action]:
+        """The action for each distinct (label, value): the policy's, unless PRIV-QA finds the
+        question does not need a value it would substitute; then it is generalised."""
+        plan = {}
+        question = question_of(question) if question is not None else None
+        for text, slot in zip(texts, spans, strict=True):
+            for span in slot:
+                key = (span.label, text[span.start : span.end])
+                action = policy.action_for(span.label)
+                substitutes = action in (Action.PSEUDONYMIZE, Action.DP_REWRITE, Action.MASK)
+                if (
+                    policy.privqa
+                    and question is not None
+                    and substitutes
+                    and not question_needs(question, key[1], key[0])
+                ):
+                    action = Action.GENERALIZE
+                plan[key] = action
+        return plan
+
+    def _charge_dp(self, plan: dict[tuple[str, str], Action], policy: Policy, budget: Budget | None) -> bool:
         """Spend ε for each distinct dp_rewrite value of the request, all or nothing."""
-        distinct = {
-            (s.label, text[s.start : s.end])
-            for text, slot in zip(texts, spans, strict=True)
-            for s in slot
-            if policy.action_for(s.label) is Action.DP_REWRITE
-        }
+        distinct = {key for key, action in plan.items() if action is Action.DP_REWRITE}
         cost = sum(policy.dp.epsilon_for(label) for label, _ in distinct)
         if not cost or budget is None or budget.spend(cost):
             return True
@@ -166,6 +186,10 @@ class Rewriter:
         prompt: _Prompt,
     ) -> tuple[str, Action]:
         """The replacement of a value and the action it really got (a mask when nothing else fits)."""
+        if action is Action.GENERALIZE:
+            coarse = generalize(label, value)
+            if coarse is not None and coarse != value:
+                return coarse, action  # lossy on purpose: not restored in the answer
         if action is Action.DP_REWRITE:
             sampled = self._dp.sample(label, value, session.policy.dp.epsilon_for(label))
             if sampled == value:

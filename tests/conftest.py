@@ -38,6 +38,13 @@ name: masked
 version: "t1"
 default_action: mask
 """,
+    "qa.yaml": """\
+name: qa
+version: "t1"
+privqa: true
+actions:
+  DATE_TIME: pseudonymize
+""",
     "private.yaml": """\
 name: private
 version: "t1"

@@ -46,10 +46,13 @@ def extract(body: dict[str, Any]) -> Extraction:
     for message in require_list(body, "messages"):
         if not isinstance(message, dict):
             continue
+        first = len(found.slots)
         if isinstance(message.get("content"), str):
             found.add(message, "content")
         elif isinstance(message.get("content"), list):
             _add_blocks(found, message["content"])
+        if message.get("role") == "user":
+            found.mark_question(first)
     return found
 
 

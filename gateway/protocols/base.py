@@ -58,10 +58,16 @@ class Extraction:
     """The text slots of one request body, and how to write rewritten texts back."""
 
     slots: list[TextSlot] = field(default_factory=list)
+    question_slots: list[int] = field(default_factory=list)  # the last user turn: what the answer must serve
     _finalizers: list[Callable[[], None]] = field(default_factory=list)
 
     def texts(self) -> list[str]:
         return [s.get() for s in self.slots]
+
+    def mark_question(self, first_slot: int) -> None:
+        """The slots added since `first_slot` are the user's latest turn (the last call wins)."""
+        if first_slot < len(self.slots):
+            self.question_slots = list(range(first_slot, len(self.slots)))
 
     def apply(self, texts: list[str]) -> None:
         for slot, text in zip(self.slots, texts, strict=True):

@@ -19,6 +19,7 @@ def extract(body: dict[str, Any]) -> Extraction:
     for message in require_list(body, "messages"):
         if not isinstance(message, dict):
             continue
+        first = len(found.slots)
         content = message.get("content")
         if isinstance(content, str):
             found.add(message, "content")
@@ -31,6 +32,8 @@ def extract(body: dict[str, Any]) -> Extraction:
                 found.add_json_text(call["function"], "arguments")
         if isinstance(message.get("function_call"), dict):  # the legacy single-function form
             found.add_json_text(message["function_call"], "arguments")
+        if message.get("role") == "user":
+            found.mark_question(first)
     return found
 
 

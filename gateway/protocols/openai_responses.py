@@ -32,6 +32,7 @@ def extract(body: dict[str, Any]) -> Extraction:
     items = body.get("input")
     if isinstance(items, str):
         found.add(body, "input")
+        found.mark_question(len(found.slots) - 1)
         return found
     if items is None:
         return found
@@ -41,6 +42,7 @@ def extract(body: dict[str, Any]) -> Extraction:
         if not isinstance(item, dict):
             continue
         kind = item.get("type", "message")
+        first = len(found.slots)
         if kind == "message":
             content = item.get("content")
             if isinstance(content, str):
@@ -49,6 +51,8 @@ def extract(body: dict[str, Any]) -> Extraction:
                 for part in content:
                     if isinstance(part, dict) and part.get("type") in _TEXT_PARTS:
                         found.add(part, "text")
+            if item.get("role") == "user":
+                found.mark_question(first)
         elif kind == "function_call":
             found.add_json_text(item, "arguments")
         elif kind in ("function_call_output", "custom_tool_call_output"):
