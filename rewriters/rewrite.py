@@ -66,8 +66,11 @@ class RewriteSession:
     protected_values: dict[str, str] = field(default_factory=dict)  # original -> label: must not leave
 
     def restorer(self) -> Restorer:
+        """Surrogates, unambiguous name parts ('Ms. Lopez'), and their upper-case forms ('LOPEZ')."""
         parts = {p: o for p, o in self.name_parts.items() if o is not None and p not in self.surrogates}
-        return Restorer({**parts, **self.surrogates})
+        mapping = {**parts, **self.surrogates}
+        shouted = {s.upper(): o.upper() for s, o in mapping.items() if s.upper() != s and s.upper() not in mapping}
+        return Restorer({**shouted, **mapping})
 
 
 def value_hash(secret: bytes, value: str) -> str:

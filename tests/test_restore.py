@@ -68,3 +68,23 @@ def test_chinese_surrogates_restore_inside_unspaced_text() -> None:
     answer = "患者宋龙，男。Lauraine and Laura."
     assert restorer.restore(answer) == "患者张伟，男。Lauraine and Hans."
     assert restored_in_pieces(restorer, answer, list(range(len(answer)))) == restorer.restore(answer)
+
+
+def test_partial_and_shouted_mentions_of_a_name_come_back() -> None:
+    from policies import Policy
+    from rewriters.rewrite import Rewriter
+    from rewriters.spans import Span
+    from rewriters.surrogates import SurrogateFactory
+
+    key = b"k" * 32
+    text = "Write to Svetlana Fontaine."
+    (out,), session = Rewriter(key, SurrogateFactory(key)).rewrite(
+        [text], [[Span(9, 26, "PERSON", 0.9, "t")]], Policy(name="t", version="1"), "t"
+    )
+    first, last = out.removeprefix("Write to ").removesuffix(".").split()
+    answer = f"Dear Ms. {last}, {first} asked: is {last.upper()}'s file ready? {last}'s answer follows."
+    restorer = session.restorer()
+    assert restorer.restore(answer) == (
+        "Dear Ms. Fontaine, Svetlana asked: is FONTAINE's file ready? Fontaine's answer follows."
+    )
+    assert restored_in_pieces(restorer, answer, list(range(0, len(answer), 2))) == restorer.restore(answer)
