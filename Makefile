@@ -34,7 +34,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy gateway rewriters policies
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/overhead.py
+	$(PY) bench/load.py
+	$(PY) bench/detection.py
+	$(PY) bench/privacy_utility.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools

@@ -23,7 +23,7 @@ from rewriters.surrogates import parse_date
 
 SENSITIVITY = 1.0
 _VOCABULARY_SIZE = 300
-_DATE_SCALE_DAYS = 3650.0  # dates ten years apart or more have no utility for each other
+DATE_SCALE_DAYS = 3650.0  # dates ten years apart or more have no utility for each other
 
 
 def _trigrams(text: str) -> set[str]:
@@ -87,7 +87,7 @@ class DpSampler:
             if found is None:
                 return None
             original, render = found
-            utilities = [max(0.0, 1.0 - abs((d - original).days) / _DATE_SCALE_DAYS) for d in _DATES]
+            utilities = [max(0.0, 1.0 - abs((d - original).days) / DATE_SCALE_DAYS) for d in _DATES]
             return [render(d) for d in _DATES], utilities
         if label in _TEXT_LABELS:
             vocabulary = self._vocabulary(label).candidates
