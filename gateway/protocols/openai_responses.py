@@ -26,6 +26,17 @@ _DONES = {
 }
 
 
+def _add_text_or_parts(found: Extraction, item: dict[str, Any], key: str) -> None:
+    """A field that is a string or a list of text parts (message content, tool outputs)."""
+    value = item.get(key)
+    if isinstance(value, str):
+        found.add(item, key)
+    elif isinstance(value, list):
+        for part in value:
+            if isinstance(part, dict) and part.get("type") in _TEXT_PARTS:
+                found.add(part, "text")
+
+
 def extract(body: dict[str, Any]) -> Extraction:
     found = Extraction()
     found.add(body, "instructions")
@@ -44,25 +55,13 @@ def extract(body: dict[str, Any]) -> Extraction:
         kind = item.get("type", "message")
         first = len(found.slots)
         if kind == "message":
-            content = item.get("content")
-            if isinstance(content, str):
-                found.add(item, "content")
-            elif isinstance(content, list):
-                for part in content:
-                    if isinstance(part, dict) and part.get("type") in _TEXT_PARTS:
-                        found.add(part, "text")
+            _add_text_or_parts(found, item, "content")
             if item.get("role") == "user":
                 found.mark_question(first)
         elif kind == "function_call":
             found.add_json_text(item, "arguments")
         elif kind in ("function_call_output", "custom_tool_call_output"):
-            output = item.get("output")
-            if isinstance(output, str):
-                found.add(item, "output")
-            elif isinstance(output, list):
-                for part in output:
-                    if isinstance(part, dict) and part.get("type") in _TEXT_PARTS:
-                        found.add(part, "text")
+            _add_text_or_parts(found, item, "output")
         elif kind == "custom_tool_call":
             found.add(item, "input")
     return found
