@@ -27,6 +27,7 @@ from gateway.errors import (
     BadRequest,
     BodyTooLarge,
     GatewayError,
+    InternalError,
     NotFound,
     PolicyRefused,
     RateLimited,
@@ -151,33 +152,42 @@ class ModelCall:
 
     async def run(self) -> Response:
         try:
-            context = resolve(self.request.headers, self.runtime)
-            self.entry = AuditEntry(
-                self.request_id,
-                context.tenant,
-                context.domain,
-                context.policy.version,
-                self.request.url.path,
-                backend=context.policy.backend,
-            )
-            body_limit = admit(self.request, context)
-            body = await read_json(self.request, body_limit)
-            model = body.get("model")
-            self.entry.model = model[:128] if isinstance(model, str) else None
-            self.entry.streamed = body.get("stream") is True
-            protected = await self._protect(body, context)
-            if self.request.headers.get(DRY_RUN, "").lower() in ("1", "true", "yes"):
-                return self._dry_run(body, context, protected)
-            return await self._forward(body, protected)
+            return await self._run()
         except GatewayError as exc:
-            if self.entry is not None:
-                self.entry.outcome = "refused" if exc.status < 500 else "failed"
-                self.entry.status, self.entry.error = exc.status, exc.code
-                self._finish()
-            log.info("refused: %s %s", exc.status, exc.code)
-            return error_response(
-                exc, self.vendor, {**self.headers(_ms(self.started) - self.upstream_ms), **retry_headers(exc)}
-            )
+            return self._refuse(exc)
+        except Exception as exc:  # a bug: answer in the vendor's shape, log the type only (a message may quote input)
+            log.error("internal error: %s", type(exc).__name__)
+            return self._refuse(InternalError("internal error; the request was not sent upstream"))
+
+    def _refuse(self, exc: GatewayError) -> Response:
+        if self.entry is not None:
+            self.entry.outcome = "refused" if exc.status < 500 else "failed"
+            self.entry.status, self.entry.error = exc.status, exc.code
+            self._finish()
+        log.info("refused: %s %s", exc.status, exc.code)
+        return error_response(
+            exc, self.vendor, {**self.headers(_ms(self.started) - self.upstream_ms), **retry_headers(exc)}
+        )
+
+    async def _run(self) -> Response:
+        context = resolve(self.request.headers, self.runtime)
+        self.entry = AuditEntry(
+            self.request_id,
+            context.tenant,
+            context.domain,
+            context.policy.version,
+            self.request.url.path,
+            backend=context.policy.backend,
+        )
+        body_limit = admit(self.request, context)
+        body = await read_json(self.request, body_limit)
+        model = body.get("model")
+        self.entry.model = model[:128] if isinstance(model, str) else None
+        self.entry.streamed = body.get("stream") is True
+        protected = await self._protect(body, context)
+        if self.request.headers.get(DRY_RUN, "").lower() in ("1", "true", "yes"):
+            return self._dry_run(body, context, protected)
+        return await self._forward(body, protected)
 
     async def _protect(self, body: dict[str, Any], context: CallContext) -> Protected:
         assert self.entry is not None
@@ -286,13 +296,15 @@ class ModelCall:
                 yield event.encode()
             if not tap.finished:
                 raise UpstreamUnavailable("the upstream stream ended before its final event")
-        except (httpx.HTTPError, GatewayError) as exc:
+        except Exception as exc:  # whatever broke, the client gets an error event, never a hang or a trace
             error = (
                 exc
                 if isinstance(exc, GatewayError)
                 else UpstreamTimeout("the upstream stream timed out")
                 if isinstance(exc, httpx.TimeoutException)
                 else UpstreamUnavailable(f"the upstream stream broke ({type(exc).__name__})")
+                if isinstance(exc, httpx.HTTPError)
+                else InternalError(f"the stream failed inside privgate ({type(exc).__name__})")
             )
             self.entry.outcome, self.entry.error = "failed", error.code
             log.warning("stream ended with %s", error.code)

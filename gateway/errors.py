@@ -26,6 +26,12 @@ class GatewayError(Exception):
             self.code = code
 
 
+class InternalError(GatewayError):
+    """A bug in privgate: the request fails, in the vendor's shape, and nothing is sent raw."""
+
+    code = "privgate_internal_error"
+
+
 class BadRequest(GatewayError):
     status, openai_type, anthropic_type = 400, "invalid_request_error", "invalid_request_error"
 

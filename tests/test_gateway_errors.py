@@ -137,17 +137,37 @@ class Exploding:
         raise MemoryError("the detector ran out of memory")
 
 
-def test_detector_failure_fails_closed(fake_llm: FakeLLM, policy_dir: Path, tmp_path: Path) -> None:
+class Buggy:
+    name = "buggy"
+
+    def detect(self, texts: Sequence[str]) -> list[list[Span]]:
+        raise KeyError(texts[0])  # a bug whose message quotes the input
+
+
+def test_detector_failure_fails_closed(
+    fake_llm: FakeLLM, policy_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     runtime = Runtime.build(make_settings(fake_llm, policy_dir, tmp_path))
     runtime.engines["general"] = DetectionEngine([Exploding()])
+    runtime.engines["open"] = DetectionEngine([Buggy()])
     fake_llm.records.clear()
-    with LoopbackServer(create_app(runtime=runtime)) as server:
-        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
-        with client, pytest.raises(openai.APIStatusError) as caught:
+    with (
+        LoopbackServer(create_app(runtime=runtime)) as server,
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0) as client,
+    ):
+        with pytest.raises(openai.APIStatusError) as caught:
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"I am {NAME}"}])
+        with pytest.raises(openai.InternalServerError) as bug:  # an unprotected domain, a bug: 500
+            client.chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": f"I am {NAME}"}],
+                extra_headers={"X-Privgate-Domain": "open"},
+            )
     assert caught.value.status_code == 503
     assert caught.value.code == "privgate_detection_failed"
+    assert bug.value.code == "privgate_internal_error"
     assert fake_llm.records == []
+    assert NAME not in caplog.text
 
 
 def test_dry_run_returns_what_would_be_sent(gateway: LoopbackServer, records: FakeLLM) -> None:
