@@ -57,7 +57,14 @@ def serve(
         # each worker builds its app from the environment: the config file path travels there,
         # and metrics are shared through prometheus-client's multiprocess directory
         os.environ["PRIVGATE_CONFIG_FILE"] = str(config or "")
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="privgate-metrics-"))
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="privgate-metrics-")
+        # what every worker would otherwise race to create: the secret key and the SQLite schema
+        from gateway.audit import check_schema
+        from gateway.secret import load_secret
+
+        load_secret(settings)
+        check_schema(settings.database_url)
         uvicorn.run(
             "gateway.app:app_from_environment",
             factory=True,
