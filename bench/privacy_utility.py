@@ -46,7 +46,10 @@ import httpx
 import numpy as np
 from faker import Faker
 
+from policies import Policy
 from rewriters.dp import DATE_SCALE_DAYS, DpSampler, text_utility  # the mechanism's own utility scale
+from rewriters.rewrite import Rewriter
+from rewriters.spans import Span
 from rewriters.surrogates import SurrogateFactory, parse_date
 
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
@@ -217,6 +220,43 @@ def answer_level(
     return out
 
 
+# Questions appended to the prompts for the PRIV-QA rows: each needs one kind of span, or none.
+QUESTIONS = {
+    "en": ["When is it?", "Where does this person live?", "Who is it for?", "What tone should I use?"],
+    "fr": ["C'est quand ?", "Où habite cette personne ?", "C'est pour qui ?", "Quel ton adopter ?"],
+    "de": ["Wann ist das?", "Wo wohnt die Person?", "Für wen ist das?", "Welchen Ton soll ich wählen?"],
+    "es": ["¿Cuándo es?", "¿Dónde vive esta persona?", "¿Para quién es?", "¿Qué tono uso?"],
+    "it": ["Quando è?", "Dove abita questa persona?", "Per chi è?", "Che tono devo usare?"],
+}
+LANG_OF_TEMPLATE = {template: lang for lang, template, _ in TEMPLATES}
+
+
+def privqa_rows(items: list[Item], sim: Similarity) -> None:
+    """PRIV-QA on pseudonymised prompts with a question appended: the share of spans it generalises or
+    drops, and prompt similarity to the original with and without it."""
+    rewriter = Rewriter(b"privacy-utility-bench", SurrogateFactory(b"privacy-utility-bench"))
+    rng = random.Random(DATA_SEED)
+    originals, plain, staged, changed, total = [], [], [], 0, 0
+    for item in items:
+        question = rng.choice(QUESTIONS[LANG_OF_TEMPLATE[item["template"]]])
+        text = f"{fill(item, item['values'])} {question}"
+        spans = [Span(text.index(v), text.index(v) + len(v), lab, 1.0, "bench") for lab, v in item["values"].items()]
+        for privqa, out in ((False, plain), (True, staged)):
+            policy = Policy(name="bench", version="1", privqa=privqa)
+            (rewritten,), session = rewriter.rewrite([text], [spans], policy, "bench", None, text)
+            out.append(rewritten)
+            if privqa:
+                changed += sum(r.action.value in ("generalize", "mask") for r in session.records)
+                total += len(session.records)
+        originals.append(text)
+    print(f"\nPRIV-QA (pseudonyms, a question appended; {len(items)} prompts, {total} spans)")
+    print(f"  spans generalised or dropped by the stage: {changed / total:.1%}")
+    print(
+        f"  prompt-{sim.name} to the original: without PRIV-QA {sim(originals, plain):.3f}, "
+        f"with PRIV-QA {sim(originals, staged):.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=200)
@@ -271,6 +311,7 @@ def main() -> None:
         print(
             "answer-level skipped: no --upstream given (no LLM is reachable here; an echo would be trivially perfect)"
         )
+    privqa_rows(items, sim)
     print(f"DP draws are unseeded: rerun to see the noise. {time.monotonic() - start:.0f} s")
 
 
