@@ -262,7 +262,9 @@ def _assert_hardened_and_probed(deployment: Manifest) -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, "time to load the spaCy models"
 
     resources = container["resources"]
-    assert resources["requests"]["memory"] == "1536Mi" and resources["limits"]["memory"] == "2Gi"
+    sized = yaml.safe_load((ROOT / "helm" / "privgate" / "values.yaml").read_text())["resources"]
+    assert resources == sized, "the values' requests and limits (sized by bench/load.py) reach the pod"
+    assert resources["requests"]["memory"] and resources["limits"]["memory"]
     assert "cpu" in resources["requests"], "the HPA's CPU target is relative to the request"
 
 
