@@ -96,7 +96,7 @@ def _keep_leading(value: str, fake: str, count: int) -> str:
 def _phone(value: str, rng: random.Random) -> str:
     fake = _shape_preserving(value, rng, keep_prefix=False)
     stripped = value.lstrip()
-    keep = 2 if stripped.startswith(("+", "00")) else 1 if stripped.startswith("0") else 0
+    keep = 2 if stripped.startswith(("+", "00")) else 1  # country code, or the trunk/mobile prefix (0..., 1...)
     return _keep_leading(value, fake, keep + (2 if stripped.startswith("00") else 0))
 
 

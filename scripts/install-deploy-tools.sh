@@ -46,7 +46,10 @@ fi
 version_ok() {  # version_ok BINARY PREFIX ARGS...: does BINARY run and report a version starting with PREFIX?
     local bin="$1" prefix="$2"
     shift 2
-    [[ -x "$bin" ]] && "$bin" "$@" 2>/dev/null | grep -q -- "$prefix"
+    [[ -x "$bin" ]] || return 1
+    local out  # captured first: `grep -q` in a pipe exits early, and pipefail then fails on the writer's SIGPIPE
+    out=$("$bin" "$@" 2>/dev/null) || return 1
+    [[ "$out" == *"$prefix"* ]]
 }
 helm_ok() { version_ok "$TOOLS/helm" "$HELM_VERSION_PREFIX" version --short; }
 kubectl_ok() { version_ok "$TOOLS/kubectl" "$KUBECTL_VERSION_PREFIX" version --client; }
