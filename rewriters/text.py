@@ -17,6 +17,8 @@ import regex
 WORD_CHAR = r"[\w--[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]]"
 _WORD_CHAR = regex.compile(WORD_CHAR, regex.V1)
 _WORDS = regex.compile(WORD_CHAR + "+", regex.V1)
+# Runs of unspaced scripts and their punctuation (，。「」), which no spaCy pipeline here reads.
+_UNSPACED_RUN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\u3000-\u303f\uff00-\uffef]+", regex.V1)
 
 
 def is_word_char(ch: str) -> bool:
@@ -38,6 +40,11 @@ def any_of(values: list[str] | set[str]) -> regex.Pattern[str] | None:
         branches.append((rf"(?<!{WORD_CHAR})" if head else "") + f"(?:{body})" + (rf"(?!{WORD_CHAR})" if tail else ""))
     first = "".join(sorted({regex.escape(v[0]) for v in values}))
     return regex.compile(f"(?=[{first}])(?:" + "|".join(branches) + ")", regex.V1)
+
+
+def blank_unspaced(text: str) -> str:
+    """The text with Chinese, Japanese and Korean runs turned to spaces: same length, same offsets."""
+    return str(_UNSPACED_RUN.sub(lambda m: " " * len(m.group()), text))
 
 
 def word_set(text: str) -> set[str]:

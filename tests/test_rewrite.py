@@ -102,3 +102,12 @@ def test_surrogate_sharing_a_word_with_the_prompt_is_not_used() -> None:
     (out,), session = Rewriter(KEY, factory).rewrite([text], [spans_of(text, ("Jeffrey Smith", "PERSON"))], POLICY, "t")
     assert not out.startswith(word)
     assert session.restorer().restore(out) == text
+
+
+def test_presidio_reads_the_spaced_part_of_mixed_script_text() -> None:
+    from rewriters.text import blank_unspaced
+
+    mixed = "患者张伟，电话13812345678。Contact amelie@exemple.fr"
+    blanked = blank_unspaced(mixed)
+    assert len(blanked) == len(mixed) and blanked.strip().startswith("13812345678")
+    assert blanked[blanked.index("amelie") :] == "amelie@exemple.fr"

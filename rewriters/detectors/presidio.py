@@ -37,7 +37,7 @@ from policies.schema import PresidioConfig  # noqa: E402
 from rewriters.detectors.base import DetectorError  # noqa: E402
 from rewriters.language import LanguageGuesser  # noqa: E402
 from rewriters.spans import Span  # noqa: E402
-from rewriters.text import is_word_char  # noqa: E402
+from rewriters.text import blank_unspaced, is_word_char  # noqa: E402
 
 # Presidio registers these pattern recognizers for English only, yet an e-mail or an IBAN looks the
 # same in every language: register them for each language we analyse.
@@ -147,6 +147,9 @@ class PresidioDetector:
 
     def detect(self, texts: Sequence[str]) -> list[list[Span]]:
         config = self._config
+        # No spaCy pipeline here reads Chinese, Japanese or Korean (jieba does): Presidio gets each text
+        # with those runs blanked, same length so offsets hold, and the language of what is left.
+        texts = [blank_unspaced(t) for t in texts]
         by_language: dict[str, list[int]] = {}
         for i, text in enumerate(texts):
             by_language.setdefault(self.language_of(text), []).append(i)
