@@ -10,7 +10,6 @@ from gateway.errors import DetectionFailed, PolicyRefused
 from gateway.protocols.base import Extraction
 from policies import Action, Policy
 from rewriters.detect import DetectionEngine
-from rewriters.detectors.base import DetectorError
 from rewriters.restore import json_escape
 from rewriters.rewrite import Budget, BudgetExhausted, PolicyBlocked, Rewriter, RewriteSession, value_hash
 from rewriters.text import any_of
@@ -62,7 +61,7 @@ def protect(
         raise PolicyRefused(str(exc), code="privgate_dp_budget_exhausted") from exc
     except PolicyBlocked as exc:
         raise PolicyRefused(str(exc)) from exc
-    except (DetectorError, Exception) as exc:
+    except Exception as exc:  # a DetectorError or any other failure: never forward raw
         if policy.protect:
             raise DetectionFailed(f"sensitive-data detection failed ({type(exc).__name__}); request not sent") from exc
         raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 
 from gateway.settings import Settings
 
@@ -25,7 +24,3 @@ def load_secret(settings: Settings) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(key + b"\n")
     return key
-
-
-def secret_path(settings: Settings) -> Path:
-    return settings.data_dir / "secret.key"

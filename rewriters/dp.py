@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from diffprivlib.mechanisms import Exponential
 from faker import Faker
@@ -37,14 +36,8 @@ def text_utility(candidate: str, original: str) -> float:
     return len(a & b) / len(a | b) if a | b else 0.0
 
 
-@dataclass(frozen=True)
-class _Vocabulary:
+def _faker_vocabulary(make: Callable[[Faker], str]) -> tuple[str, ...]:
     """A public, value-independent candidate set for one label."""
-
-    candidates: tuple[str, ...]
-
-
-def _faker_vocabulary(make: Callable[[Faker], str]) -> _Vocabulary:
     faker = Faker(["en_US", "fr_FR", "de_DE", "es_ES", "it_IT"])
     faker.seed_instance(20261125)  # fixed: the candidate set is public and the same everywhere
     seen: dict[str, None] = {}
@@ -52,7 +45,7 @@ def _faker_vocabulary(make: Callable[[Faker], str]) -> _Vocabulary:
         seen.setdefault(make(faker), None)
         if len(seen) == _VOCABULARY_SIZE:
             break
-    return _Vocabulary(tuple(seen))
+    return tuple(seen)
 
 
 _TEXT_LABELS: dict[str, Callable[[Faker], str]] = {
@@ -71,10 +64,10 @@ class DpSampler:
     """Draws ε-DP replacements; vocabularies are built once per process, on first use."""
 
     def __init__(self) -> None:
-        self._vocabularies: dict[str, _Vocabulary] = {}
+        self._vocabularies: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
-    def _vocabulary(self, label: str) -> _Vocabulary:
+    def _vocabulary(self, label: str) -> tuple[str, ...]:
         with self._lock:
             if label not in self._vocabularies:
                 self._vocabularies[label] = _faker_vocabulary(_TEXT_LABELS[label])
@@ -90,7 +83,7 @@ class DpSampler:
             utilities = [max(0.0, 1.0 - abs((d - original).days) / DATE_SCALE_DAYS) for d in _DATES]
             return [render(d) for d in _DATES], utilities
         if label in _TEXT_LABELS:
-            vocabulary = self._vocabulary(label).candidates
+            vocabulary = self._vocabulary(label)
             return list(vocabulary), [text_utility(c, value) for c in vocabulary]
         return None
 
@@ -104,8 +97,3 @@ class DpSampler:
         candidates, utilities = space
         mechanism = Exponential(epsilon=epsilon, sensitivity=SENSITIVITY, utility=utilities, candidates=candidates)
         return str(mechanism.randomise())
-
-
-def date_candidates_near(day: date, days: int) -> list[date]:
-    """Helper for tests and benchmarks: the candidate dates within `days` of `day`."""
-    return [d for d in _DATES if abs(d - day) <= timedelta(days=days)]
