@@ -13,7 +13,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Engine, Float, Integer, String, create_engine, event, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    String,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from gateway import migrations
@@ -147,9 +160,10 @@ class AuditStore:
         return done.wait(timeout)
 
     def write(self, *entries: AuditEntry) -> None:
-        rows = [AuditRow(**vars(e), n_spans=len(e.spans), n_leaks=len(e.leaks)) for e in entries]
-        with Session(self.engine) as session, session.begin():
-            session.add_all(rows)
+        # one executemany INSERT: the ORM's unit of work cost ~20% of a pass-through request's CPU (bench/load.py)
+        rows = [{**vars(e), "n_spans": len(e.spans), "n_leaks": len(e.leaks)} for e in entries]
+        with self.engine.begin() as connection:
+            connection.execute(insert(AuditRow), rows)
 
     def _drain(self) -> None:
         while True:
