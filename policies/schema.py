@@ -11,6 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from secure_infer.mpc.config import MpcConfig
+from secure_infer.tee.config import TeeConfig
+
 
 class Action(StrEnum):
     """What the rewriter does with a span of a given label."""
@@ -95,9 +98,20 @@ class ChineseConfig(_Strict):
     score: float = Field(0.7, ge=0.0, le=1.0)
 
 
+class PrototypesConfig(_Strict):
+    """DAMPER-style learnt domain privacy: a trained prototype artifact (`privgate prototypes train`).
+
+    A relative `artifact` path is resolved against the policy file's directory.
+    """
+
+    artifact: str = Field(min_length=1)
+    enabled: bool = True
+
+
 class DetectorsConfig(_Strict):
     presidio: PresidioConfig = PresidioConfig()
     chinese: ChineseConfig = ChineseConfig()
+    prototypes: PrototypesConfig | None = None
     patterns: list[PatternConfig] = []
     deny_lists: list[DenyListConfig] = []
 
@@ -118,6 +132,17 @@ class DpConfig(_Strict):
         return self.epsilon_by_label.get(label, self.epsilon)
 
 
+class PpvdConfig(_Strict):
+    """PPVD match-and-replace: answer sentences close to a high-risk record become its sanitised version.
+
+    `store` is a directory made by `privgate ppvd build` (relative: against the policy file's directory).
+    """
+
+    store: str = Field(min_length=1)
+    threshold: float = Field(0.85, gt=0.0, le=1.0)  # cosine similarity to a high-risk sentence
+    on_request: Literal["off", "rewrite", "block"] = "off"  # a prompt that pastes a high-risk record
+
+
 class Policy(_Strict):
     """One domain's policy. `protect` makes the gateway fail closed for this domain."""
 
@@ -126,12 +151,23 @@ class Policy(_Strict):
     description: str = ""
     protect: bool = True
     passthrough: bool = False
-    backend: str = Field("cloud", pattern=r"^cloud$")
+    backend: Literal["cloud", "mpc", "tee"] = "cloud"
+    mpc: MpcConfig | None = None
+    tee: TeeConfig | None = None
     detectors: DetectorsConfig = DetectorsConfig()
     default_action: Action = Action.PSEUDONYMIZE
     actions: dict[Label, Action] = {}
     dp: DpConfig = DpConfig()
     privqa: bool = False  # PRIV-QA: spans the user's question does not need are generalised or dropped
+    ppvd: PpvdConfig | None = None
+
+    @model_validator(mode="after")
+    def _backend_is_configured(self) -> Policy:
+        if self.backend == "mpc" and self.mpc is None:
+            raise ValueError("backend `mpc` needs an `mpc:` section")
+        if self.backend == "tee" and self.tee is None:
+            raise ValueError("backend `tee` needs a `tee:` section")
+        return self
 
     def action_for(self, label: str) -> Action:
         return self.actions.get(label, self.default_action)
@@ -143,4 +179,5 @@ class Policy(_Strict):
     @property
     def detects_anything(self) -> bool:
         d = self.detectors
-        return d.presidio.enabled or d.chinese.enabled or bool(d.patterns) or bool(d.deny_lists)
+        learnt = d.prototypes is not None and d.prototypes.enabled
+        return d.presidio.enabled or d.chinese.enabled or learnt or bool(d.patterns) or bool(d.deny_lists)

@@ -1,0 +1,1 @@
+"""PPVD: a privacy-preserving vector store that finds and replaces memorised sensitive content in answers."""
