@@ -70,7 +70,7 @@ class MiniLMEmbedder:
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(str(self.model_dir), device="cpu")
-        self.dim = int(self._model.get_embedding_dimension())
+        self.dim = int(self._model.get_embedding_dimension() or self.dim)
         self.batch_size = batch_size
         self._lock = threading.Lock()  # torch modules are not safe to call from two threads at once
         self._fingerprint: str | None = None
