@@ -53,8 +53,57 @@ def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None
     return line
 
 
-def check_policy_text(text: str) -> tuple[Policy | None, list[PolicyIssue]]:
-    """Validate a policy's YAML text; returns the policy or the issues found."""
+APPENDED_LISTS = {("detectors", "patterns"), ("detectors", "deny_lists")}
+
+
+def _merged(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The child's mapping over its parent's: mappings merge, patterns and deny lists add up, the rest is replaced."""
+    out = dict(parent)
+    for key, value in child.items():
+        here = (*path, key)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value, here)
+        elif here in APPENDED_LISTS and isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = [*out[key], *value]
+        else:
+            out[key] = value
+    return out
+
+
+def _with_parents(data: dict[str, Any], base_dir: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Resolve `extends: NAME` (a policy file NAME.yaml beside this one), recursively."""
+    parent_name = data.pop("extends", None)
+    if parent_name is None:
+        return data
+    if not isinstance(parent_name, str) or not parent_name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"`extends` must name a policy, not {parent_name!r}")
+    if parent_name in seen:
+        raise ValueError(f"`extends` loops: {' -> '.join((*seen, parent_name))}")
+    path = base_dir / f"{parent_name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"`extends`: no policy {parent_name!r} in {base_dir}")
+    parent = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(parent, dict):
+        raise ValueError(f"`extends`: {path.name} is not a mapping")
+    return _merged(_with_parents(parent, base_dir, (*seen, parent_name)), data)
+
+
+def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
+    """Artifact and store paths in a policy are relative to the policy file's directory."""
+    detectors = data.get("detectors")
+    prototypes = detectors.get("prototypes") if isinstance(detectors, dict) else None
+    for section, key in ((prototypes, "artifact"), (data.get("ppvd"), "store")):
+        if isinstance(section, dict) and isinstance(section.get(key), str) and not Path(section[key]).is_absolute():
+            section[key] = str((base_dir / section[key]).resolve())
+
+
+def check_policy_text(text: str, base_dir: Path | None = None) -> tuple[Policy | None, list[PolicyIssue]]:
+    """Validate a policy's YAML text; returns the policy or the issues found.
+
+    `base_dir` is where the file lives: `extends` and relative artifact paths are resolved there
+    (the shipped domains' directory for a text with no file).
+    """
+    base_dir = base_dir or SHIPPED_DIR
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data: Any = yaml.safe_load(text)
@@ -64,6 +113,11 @@ def check_policy_text(text: str) -> tuple[Policy | None, list[PolicyIssue]]:
         return None, [PolicyIssue(line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]
     if not isinstance(data, dict):
         return None, [PolicyIssue(1, "", "a policy must be a mapping")]
+    try:
+        data = _with_parents(data, base_dir)
+    except (ValueError, yaml.YAMLError) as exc:
+        return None, [PolicyIssue(_node_line(root, ("extends",)), "extends", str(exc))]
+    _resolve_paths(data, base_dir)
     try:
         return Policy.model_validate(data), []
     except ValidationError as exc:
@@ -81,7 +135,7 @@ def check_policy_text(text: str) -> tuple[Policy | None, list[PolicyIssue]]:
 def check_policy_file(path: Path | str) -> tuple[Policy | None, list[PolicyIssue]]:
     """Validate a policy file; its `name` must be its file name (the domain it serves)."""
     path = Path(path)
-    policy, issues = check_policy_text(path.read_text(encoding="utf-8"))
+    policy, issues = check_policy_text(path.read_text(encoding="utf-8"), path.parent)
     if policy is not None and policy.name != path.stem:
         root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
         message = f"policy name {policy.name!r} must match the file name {path.stem!r}"

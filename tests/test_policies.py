@@ -49,3 +49,36 @@ def test_policy_check_command(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "must match the file name" in result.output
     result = CliRunner().invoke(app, ["policy", "check", str(SHIPPED_DIR / "general.yaml")])
     assert result.exit_code == 0, result.output
+
+
+def test_extends_merges_the_parent_and_resolves_paths_beside_the_file(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(
+        'name: base\nversion: "1"\ndefault_action: mask\nactions: {EMAIL_ADDRESS: allow}\n'
+        "detectors:\n  patterns:\n    - {name: a, label: SECRET, regex: 'sk-[a-z]+'}\n"
+    )
+    child = (
+        'extends: base\nname: child\nversion: "2"\nactions: {PERSON: block}\n'
+        "detectors:\n  prototypes: {artifact: art/medical}\n"
+        "  patterns:\n    - {name: b, label: MRN, regex: 'MRN-\\d+'}\n"
+        "ppvd: {store: /abs/store}\n"
+    )
+    policy, issues = check_policy_text(child, tmp_path)
+    assert policy is not None, issues
+    assert policy.name == "child" and policy.version == "2" and policy.default_action == "mask"
+    assert policy.actions == {"EMAIL_ADDRESS": "allow", "PERSON": "block"}
+    assert [p.name for p in policy.detectors.patterns] == ["a", "b"]
+    assert policy.detectors.prototypes is not None
+    assert policy.detectors.prototypes.artifact == str(tmp_path / "art" / "medical")
+    assert policy.ppvd is not None and policy.ppvd.store == "/abs/store"
+
+
+def test_extending_a_missing_policy_is_reported_on_its_line() -> None:
+    policy, issues = check_policy_text("name: x\nversion: '1'\nextends: nowhere\n")
+    assert policy is None and issues[0].line == 3 and "no policy 'nowhere'" in issues[0].message
+
+
+def test_extends_loops_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("extends: b\nname: a\nversion: '1'\n")
+    (tmp_path / "b.yaml").write_text("extends: a\nname: b\nversion: '1'\n")
+    policy, issues = check_policy_text((tmp_path / "a.yaml").read_text(), tmp_path)
+    assert policy is None and "loops" in issues[0].message
