@@ -44,6 +44,7 @@ from gateway.pipeline import Protected, protect
 from gateway.protocols import ADAPTERS
 from gateway.protocols.base import Event
 from gateway.runtime import Runtime
+from gateway.secure import FACTS as BACKEND_FACTS
 from gateway.settings import Settings, load_settings
 from gateway.tenancy import CallContext, resolve
 from gateway.upstream import Upstream, forward_request_headers, forward_response_headers
@@ -144,6 +145,7 @@ class ModelCall:
         self.started = request.scope["state"]["started"]
         self.request_id: str = request.scope["state"]["request_id"]
         self.entry: AuditEntry | None = None
+        self.upstream: Upstream | None = None
         self.upstream_ms = 0.0
         self.detection_ms: float | None = None
 
@@ -180,6 +182,7 @@ class ModelCall:
             backend=context.policy.backend,
         )
         body_limit = admit(self.request, context)
+        self.upstream = self.runtime.upstream_for(context.domain, self.adapter.upstream)
         body = await read_json(self.request, body_limit)
         model = body.get("model")
         self.entry.model = model[:128] if isinstance(model, str) else None
@@ -207,8 +210,8 @@ class ModelCall:
         return protected
 
     def _dry_run(self, body: dict[str, Any], context: CallContext, protected: Protected) -> Response:
-        assert self.entry is not None
-        upstream = self.runtime.upstreams[self.adapter.upstream]
+        assert self.entry is not None and self.upstream is not None
+        upstream = self.upstream
         self.entry.outcome, self.entry.status = "dry_run", 200
         self._finish()
         report = {
@@ -225,11 +228,11 @@ class ModelCall:
         return JSONResponse(report, headers=self.headers(_ms(self.started)))
 
     async def _forward(self, body: dict[str, Any], protected: Protected) -> Response:
-        assert self.entry is not None
-        upstream = self.runtime.upstreams[self.adapter.upstream]
+        assert self.entry is not None and self.upstream is not None
         sent = time.perf_counter()
-        response = await send_upstream(upstream, self.request, json.dumps(body, ensure_ascii=False).encode())
+        response = await send_upstream(self.upstream, self.request, json.dumps(body, ensure_ascii=False).encode())
         self.entry.upstream_status = response.status_code
+        self.entry.backend_facts = response.extensions.get(BACKEND_FACTS)  # filled by a stream's end
         restorer = protected.session.restorer()
         streamed = response.headers.get("content-type", "").startswith("text/event-stream")
         if not streamed:

@@ -61,6 +61,8 @@ class AuditRow(_Base):
     leaks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     overhead_ms: Mapped[float] = mapped_column(Float)
     upstream_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    backend_facts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # secure backends
+    ppvd_hits: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)  # store ids, scores
 
 
 @dataclass
@@ -83,6 +85,8 @@ class AuditEntry:
     leaks: list[dict[str, Any]] = field(default_factory=list)
     overhead_ms: float = 0.0
     upstream_ms: float | None = None
+    backend_facts: dict[str, Any] | None = None
+    ppvd_hits: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 

@@ -8,7 +8,9 @@ import httpx
 
 from gateway.audit import AuditStore, check_schema
 from gateway.budget import BudgetLedger
+from gateway.errors import BadRequest
 from gateway.secret import load_secret
+from gateway.secure import secure_upstream
 from gateway.settings import Settings, TenantKey
 from gateway.upstream import Upstream, build_upstreams
 from policies import Policy, load_policies
@@ -31,8 +33,9 @@ class Runtime:
     secret: bytes
     audit: AuditStore
     budgets: BudgetLedger
-    upstreams: dict[str, Upstream]
+    upstreams: dict[str, Upstream]  # per vendor, for cloud domains
     tenants: dict[str, TenantKey]
+    secure: dict[str, Upstream]  # per domain whose policy names a secure backend (started on first use)
 
     @classmethod
     def build(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
@@ -59,9 +62,19 @@ class Runtime:
             budgets=BudgetLedger(audit.engine),
             upstreams=build_upstreams(settings, transport),
             tenants={t.key_sha256: t for t in settings.tenants},
+            secure={name: secure_upstream(p) for name, p in policies.items() if p.backend != "cloud"},
         )
 
+    def upstream_for(self, domain: str, vendor: str) -> Upstream:
+        """The vendor's cloud upstream, or the domain's secure backend (which speaks OpenAI's API)."""
+        secure = self.secure.get(domain)
+        if secure is None:
+            return self.upstreams[vendor]
+        if vendor != "openai":
+            raise BadRequest(f"domain {domain!r} is served by a secure backend, which speaks the OpenAI API only")
+        return secure
+
     async def aclose(self) -> None:
-        for upstream in self.upstreams.values():
+        for upstream in (*self.upstreams.values(), *self.secure.values()):
             await upstream.client.aclose()
         self.audit.close()
