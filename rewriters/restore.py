@@ -4,14 +4,32 @@ One regex automaton over every surrogate of the request (longest first, word-bou
 surrogate starts or ends inside a spaced word, see `rewriters.text`). For streams, `StreamRestorer` emits everything
 except the longest tail that could still grow into a surrogate, so the client sees text as early
 as possible and never half a surrogate.
+
+An answer may also pass through a filter after restoration (PPVD's match-and-replace of memorised
+records): prose strings and streamed prose go through it, JSON text (tool-call arguments) does not.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Protocol
 
 from rewriters.text import any_of
+
+
+class FragmentStream(Protocol):
+    def feed(self, fragment: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+class AnswerFilter(Protocol):
+    """A rewrite of restored answer text, whole or streamed (the stream holds back as little as it can)."""
+
+    def apply(self, text: str) -> str: ...
+
+    def stream(self) -> FragmentStream: ...
 
 
 def json_escape(value: str) -> str:
@@ -22,22 +40,29 @@ def json_escape(value: str) -> str:
 class Restorer:
     """Surrogate → original for one request."""
 
-    def __init__(self, mapping: Mapping[str, str]) -> None:
+    def __init__(self, mapping: Mapping[str, str], answer_filter: AnswerFilter | None = None) -> None:
         self.mapping = {s: o for s, o in mapping.items() if s}
+        self.answer_filter = answer_filter
         ordered = sorted(self.mapping, key=len, reverse=True)
         self._regex = any_of(ordered)
         self._prefixes = {s[:i] for s in ordered for i in range(1, len(s) + 1)}
         self._longest = len(ordered[0]) if ordered else 0
 
     def __bool__(self) -> bool:
-        return self._regex is not None
+        return self._regex is not None or self.answer_filter is not None
+
+    def with_filter(self, answer_filter: AnswerFilter) -> Restorer:
+        return Restorer(self.mapping, answer_filter)
 
     def restore(self, text: str, *, json_string: bool = False) -> str:
-        if self._regex is None or not text:
+        if not text:
             return text
-        if json_string:
-            return str(self._regex.sub(lambda m: json_escape(self.mapping[m.group()]), text))
-        return str(self._regex.sub(lambda m: self.mapping[m.group()], text))
+        if self._regex is not None:
+            escape = json_escape if json_string else str
+            text = str(self._regex.sub(lambda m: escape(self.mapping[m.group()]), text))
+        if self.answer_filter is not None and not json_string:
+            text = self.answer_filter.apply(text)
+        return text
 
     def stream(self, *, json_string: bool = False) -> StreamRestorer:
         return StreamRestorer(self, json_string=json_string)
@@ -58,16 +83,22 @@ class StreamRestorer:
         self._json = json_string
         self._buffer = ""
         self._before = ""  # the last character already emitted, for the word-boundary check
+        answer_filter = None if json_string else restorer.answer_filter
+        self._filter = answer_filter.stream() if answer_filter is not None else None
 
     def feed(self, fragment: str) -> str:
         if self._restorer._regex is None:
-            return fragment
-        self._buffer += fragment
-        cut = self._restorer.holdback_start(self._buffer)
-        return self._emit(cut)
+            restored = fragment
+        else:
+            self._buffer += fragment
+            restored = self._emit(self._restorer.holdback_start(self._buffer))
+        return self._filter.feed(restored) if self._filter is not None else restored
 
     def flush(self) -> str:
-        return self._emit(len(self._buffer), final=True)
+        restored = self._emit(len(self._buffer), final=True)
+        if self._filter is None:
+            return restored
+        return self._filter.feed(restored) + self._filter.flush()
 
     def _emit(self, cut: int, final: bool = False) -> str:
         regex, buffer = self._restorer._regex, self._buffer

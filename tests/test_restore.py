@@ -88,3 +88,38 @@ def test_partial_and_shouted_mentions_of_a_name_come_back() -> None:
         "Dear Ms. Fontaine, Svetlana asked: is FONTAINE's file ready? Fontaine's answer follows."
     )
     assert restored_in_pieces(restorer, answer, list(range(0, len(answer), 2))) == restorer.restore(answer)
+
+
+class Shout:
+    """An answer filter that upper-cases whole sentences: the stream holds text back to a sentence end."""
+
+    def apply(self, text: str) -> str:
+        return text.upper()
+
+    def stream(self) -> Shout.Stream:
+        return Shout.Stream()
+
+    class Stream:
+        def __init__(self) -> None:
+            self.held = ""
+
+        def feed(self, fragment: str) -> str:
+            self.held += fragment
+            cut = self.held.rfind(". ") + 2 if ". " in self.held else 0
+            out, self.held = self.held[:cut], self.held[cut:]
+            return out.upper()
+
+        def flush(self) -> str:
+            out, self.held = self.held, ""
+            return out.upper()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(ANSWER)), max_size=12))
+def test_an_answer_filter_sees_restored_text_whole_or_streamed(cuts: list[int]) -> None:
+    filtered = Restorer(MAPPING).with_filter(Shout())
+    expected = Restorer(MAPPING).restore(ANSWER).upper()
+    assert filtered.restore(ANSWER) == expected
+    assert restored_in_pieces(filtered, ANSWER, cuts) == expected
+    assert filtered.restore('{"a": "Laura"}', json_string=True) == '{"a": "Hans"}'  # JSON text is not prose
+    nothing_to_restore = Restorer({}).with_filter(Shout())
+    assert nothing_to_restore and restored_in_pieces(nothing_to_restore, "ab. cd", cuts[:1]) == "AB. CD"
