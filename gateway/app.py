@@ -23,6 +23,7 @@ from gateway import logs
 from gateway.admin import router as admin_router
 from gateway.audit import AuditEntry
 from gateway.budget import TenantBudget
+from gateway.console import router as console_router
 from gateway.errors import (
     BadRequest,
     BodyTooLarge,
@@ -390,6 +391,7 @@ def create_app(
         return error_response(exc, vendor_of(request), retry_headers(exc))
 
     app.include_router(admin_router)
+    app.include_router(console_router)  # before the catch-all vendor route below
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
