@@ -38,7 +38,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy gateway rewriters policies
+	$(VENV)/bin/mypy gateway rewriters policies secure_infer
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py

