@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from policies import SHIPPED_DIR, check_policy_text, load_policies
+from policies import SHIPPED_DIR, check_policy_file, check_policy_text, load_policies
 
 BAD = """\
 name: demo
@@ -82,3 +82,11 @@ def test_extends_loops_are_refused(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("extends: a\nname: b\nversion: '1'\n")
     policy, issues = check_policy_text((tmp_path / "a.yaml").read_text(), tmp_path)
     assert policy is None and "loops" in issues[0].message
+
+
+def test_example_policies_are_valid() -> None:
+    examples = sorted((SHIPPED_DIR.parent / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        policy, issues = check_policy_file(path)
+        assert policy is not None and policy.backend != "cloud", (path, issues)
