@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -42,6 +42,7 @@ from gateway.limits import RateLimiter
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics
 from gateway.pipeline import Protected, protect
+from gateway.ppvd import AnswerGuard, RecordInPrompt
 from gateway.protocols import ADAPTERS
 from gateway.protocols.base import Event
 from gateway.runtime import Runtime
@@ -49,6 +50,9 @@ from gateway.secure import FACTS as BACKEND_FACTS
 from gateway.settings import Settings, load_settings
 from gateway.tenancy import CallContext, resolve
 from gateway.upstream import Upstream, forward_request_headers, forward_response_headers
+
+if TYPE_CHECKING:
+    from rewriters.ppvd import PpvdGuard
 
 log = logging.getLogger("privgate")
 
@@ -147,6 +151,7 @@ class ModelCall:
         self.request_id: str = request.scope["state"]["request_id"]
         self.entry: AuditEntry | None = None
         self.upstream: Upstream | None = None
+        self.guard: PpvdGuard | None = None  # the domain's PPVD store, if its policy names one
         self.upstream_ms = 0.0
         self.detection_ms: float | None = None
 
@@ -199,12 +204,21 @@ class ModelCall:
         runtime = self.runtime
         engine = runtime.engines[context.domain]
         budget = TenantBudget(runtime.budgets, context.tenant, context.policy.dp)
+        self.guard = runtime.guards.get(context.domain)
         args = (body, extraction, engine, runtime.rewriter, context.policy, context.tenant, runtime.secret, budget)
         # detection is CPU-bound: a worker thread keeps the event loop free; with no detector, stay inline
         started = time.perf_counter()
-        protected = await anyio.to_thread.run_sync(protect, *args) if engine.detectors else protect(*args)
+        try:
+            if engine.detectors or self.guard is not None:
+                protected = await anyio.to_thread.run_sync(lambda: protect(*args, guard=self.guard))
+            else:
+                protected = protect(*args)
+        except RecordInPrompt as exc:
+            self.entry.ppvd_hits.extend(exc.hits)
+            raise
         self.detection_ms = _ms(started)
         self.entry.spans, self.entry.leaks = protected.span_report(), protected.leaks
+        self.entry.ppvd_hits.extend(protected.ppvd_hits)
         if protected.leaks and context.policy.protect:
             labels = ", ".join(sorted({leak["label"] for leak in protected.leaks}))
             raise PolicyRefused(f"a protected value ({labels}) sits in a field privgate cannot rewrite; not sent")
@@ -235,6 +249,8 @@ class ModelCall:
         self.entry.upstream_status = response.status_code
         self.entry.backend_facts = response.extensions.get(BACKEND_FACTS)  # filled by a stream's end
         restorer = protected.session.restorer()
+        if self.guard is not None:  # memorised records in the answer become their sanitised versions
+            restorer = restorer.with_filter(AnswerGuard(self.guard, self.entry.ppvd_hits))
         streamed = response.headers.get("content-type", "").startswith("text/event-stream")
         if not streamed:
             try:
@@ -254,7 +270,12 @@ class ModelCall:
                 except ValueError:
                     answer = None
                 if answer is not None:
-                    content = json.dumps(self.adapter.restore_json(answer, restorer), ensure_ascii=False).encode()
+                    restored = (  # PPVD embeds answer sentences: CPU work, off the event loop
+                        await anyio.to_thread.run_sync(self.adapter.restore_json, answer, restorer)
+                        if self.guard is not None
+                        else self.adapter.restore_json(answer, restorer)
+                    )
+                    content = json.dumps(restored, ensure_ascii=False).encode()
             overhead = _ms(self.started) - self.upstream_ms
             self.entry.outcome, self.entry.status = "forwarded", response.status_code
             self.entry.upstream_ms = self.upstream_ms
@@ -294,10 +315,12 @@ class ModelCall:
                 except ValueError:
                     data = None
                 name = sse.event if sse.event and sse.event != "message" else None
-                for event in tap.feed(Event(name, data, sse.data)):
-                    yield event.encode()
-            for event in tap.flush():
-                yield event.encode()
+                event = Event(name, data, sse.data)
+                out = await anyio.to_thread.run_sync(tap.feed, event) if self.guard is not None else tap.feed(event)
+                for item in out:
+                    yield item.encode()
+            for item in await anyio.to_thread.run_sync(tap.flush) if self.guard is not None else tap.flush():
+                yield item.encode()
             if not tap.finished:
                 raise UpstreamUnavailable("the upstream stream ended before its final event")
         except Exception as exc:  # whatever broke, the client gets an error event, never a hang or a trace

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from gateway.errors import DetectionFailed, PolicyRefused
+from gateway.errors import DetectionFailed, GatewayError, PolicyRefused
+from gateway.ppvd import screen_prompt
 from gateway.protocols.base import Extraction
 from policies import Action, Policy
 from rewriters.detect import DetectionEngine
@@ -14,11 +15,15 @@ from rewriters.restore import json_escape
 from rewriters.rewrite import Budget, BudgetExhausted, PolicyBlocked, Rewriter, RewriteSession, value_hash
 from rewriters.text import any_of
 
+if TYPE_CHECKING:
+    from rewriters.ppvd import PpvdGuard
+
 
 @dataclass
 class Protected:
     session: RewriteSession
     leaks: list[dict[str, Any]]
+    ppvd_hits: list[dict[str, Any]] = field(default_factory=list)  # prompts that pasted a high-risk record
 
     def span_report(self) -> list[dict[str, Any]]:
         return [
@@ -46,13 +51,19 @@ def protect(
     tenant: str,
     secret: bytes,
     budget: Budget | None = None,
+    guard: PpvdGuard | None = None,
 ) -> Protected:
     """Rewrite `body` in place. Runs in a worker thread: detection is CPU-bound.
 
     Any failure of detection or rewriting on a protected domain refuses the request (fail closed).
+    With a PPVD `guard` and `ppvd.on_request` set, a prompt that pastes a high-risk record is refused
+    or carries the record's sanitised version before detection runs.
     """
     texts = extraction.texts()
+    ppvd_hits: list[dict[str, Any]] = []
     try:
+        if guard is not None and policy.ppvd is not None and policy.ppvd.on_request != "off":
+            texts, ppvd_hits = screen_prompt(texts, guard, policy.ppvd.on_request)
         spans = engine.detect(texts)
         question = "\n".join(texts[i] for i in extraction.question_slots) if extraction.question_slots else None
         rewritten, session = rewriter.rewrite(texts, spans, policy, tenant, budget, question)
@@ -61,11 +72,13 @@ def protect(
         raise PolicyRefused(str(exc), code="privgate_dp_budget_exhausted") from exc
     except PolicyBlocked as exc:
         raise PolicyRefused(str(exc)) from exc
+    except GatewayError:
+        raise
     except Exception as exc:  # a DetectorError or any other failure: never forward raw
         if policy.protect:
             raise DetectionFailed(f"sensitive-data detection failed ({type(exc).__name__}); request not sent") from exc
         raise
-    return Protected(session, scan_leaks(body, session, secret))
+    return Protected(session, scan_leaks(body, session, secret), ppvd_hits)
 
 
 def scan_leaks(body: dict[str, Any], session: RewriteSession, secret: bytes) -> list[dict[str, Any]]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from gateway.audit import AuditStore, check_schema
 from gateway.budget import BudgetLedger
 from gateway.errors import BadRequest
+from gateway.ppvd import load_guards
 from gateway.secret import load_secret
 from gateway.secure import secure_upstream
 from gateway.settings import Settings, TenantKey
@@ -17,8 +19,12 @@ from policies import Policy, load_policies
 from rewriters.detect import DetectionEngine
 from rewriters.detectors.base import DetectorError
 from rewriters.detectors.presidio import AnalyzerCache
+from rewriters.ppvd.store import PpvdStoreError
 from rewriters.rewrite import Rewriter
 from rewriters.surrogates import SurrogateFactory
+
+if TYPE_CHECKING:
+    from rewriters.ppvd import PpvdGuard
 
 
 class StartupError(RuntimeError):
@@ -37,6 +43,7 @@ class Runtime:
     upstreams: dict[str, Upstream]  # per vendor, for cloud domains
     tenants: dict[str, TenantKey]
     secure: dict[str, Upstream]  # per domain whose policy names a secure backend (started on first use)
+    guards: dict[str, PpvdGuard]  # PPVD stores, per domain whose policy names one
 
     @classmethod
     def build(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
@@ -57,6 +64,10 @@ class Runtime:
         for engine in engines.values():  # the first spaCy call is slow: pay it at start-up, not in a request
             engine.detect(["Warm-up: Jane Doe wrote to jane@example.org from Paris."])
         secret = load_secret(settings)
+        try:
+            guards = load_guards(policies, secret)
+        except PpvdStoreError as exc:  # a missing, corrupt or foreign store must stop start-up
+            raise StartupError(str(exc)) from exc
         audit = AuditStore(settings.database_url)
         return cls(
             settings=settings,
@@ -69,6 +80,7 @@ class Runtime:
             upstreams=build_upstreams(settings, transport),
             tenants={t.key_sha256: t for t in settings.tenants},
             secure={name: secure_upstream(p) for name, p in policies.items() if p.backend != "cloud"},
+            guards=guards,
         )
 
     def upstream_for(self, domain: str, vendor: str) -> Upstream:

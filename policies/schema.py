@@ -139,7 +139,7 @@ class PpvdConfig(_Strict):
     """
 
     store: str = Field(min_length=1)
-    threshold: float = Field(0.85, gt=0.0, le=1.0)  # cosine similarity to a high-risk sentence
+    threshold: float = Field(0.75, gt=0.0, le=1.0)  # cosine similarity to a high-risk sentence (bench/ppvd.py)
     on_request: Literal["off", "rewrite", "block"] = "off"  # a prompt that pastes a high-risk record
 
 

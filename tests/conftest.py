@@ -65,6 +65,10 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("policies")
     for shipped in SHIPPED_DIR.glob("*.yaml"):
         shutil.copy(shipped, directory / shipped.name)
+    # the shipped policies name their learnt artifacts as ../artifacts/<domain>, beside the domains directory
+    artifacts = directory.parent / "artifacts"
+    if not artifacts.exists():
+        artifacts.symlink_to(SHIPPED_DIR.parent / "artifacts", target_is_directory=True)
     for name, text in TEST_POLICIES.items():
         (directory / name).write_text(text, encoding="utf-8")
     return directory
