@@ -25,7 +25,8 @@ def artifact_sha256(path: str) -> str | None:
         stat = file.stat()
         key = (str(file), stat.st_mtime_ns, stat.st_size)
         if key not in _HASHES:
-            _HASHES[key] = hashlib.file_digest(file.open("rb"), "sha256").hexdigest()
+            with file.open("rb") as handle:
+                _HASHES[key] = hashlib.file_digest(handle, "sha256").hexdigest()
         digest.update(str(file.relative_to(root) if root.is_dir() else file.name).encode() + b"\x00")
         digest.update(_HASHES[key].encode())
     return digest.hexdigest()
