@@ -384,3 +384,4 @@ def test_policy_shape() -> None:
     assert policy.detectors.presidio.thresholds["DATE_TIME"] > policy.detectors.presidio.score_threshold
     names = [p.name for p in policy.detectors.patterns]
     assert len(names) == len(set(names))
+

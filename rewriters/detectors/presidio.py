@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 # The e-mail recognizer's tldextract would fetch the public suffix list at first use: stay offline.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
+from faker.config import AVAILABLE_LOCALES  # noqa: E402
 from presidio_analyzer import (  # noqa: E402
     AnalyzerEngine,
     BatchAnalyzerEngine,
@@ -154,24 +155,64 @@ class PresidioDetector:
         for i, text in enumerate(texts):
             by_language.setdefault(self.language_of(text), []).append(i)
         found: list[list[Span]] = [[] for _ in texts]
+        wanted = config.entities
+        # small NER models often tag a foreign name as ORG ("Miklós Hajdu"): ask for ORG spans too, to rescue those
+        asked = [*wanted, ORGANIZATION] if wanted is not None and PERSON in wanted else wanted
         for language, indexes in by_language.items():
             with self._lock:
                 results = self._batch.analyze_iterator(
                     [texts[i] for i in indexes],
                     language=language,
-                    entities=config.entities,
+                    entities=asked,
                     score_threshold=self._floor,
                     batch_size=max(1, len(indexes)),
                 )
             for i, hits in zip(indexes, results, strict=True):
-                found[i] = [
-                    Span(r.start, r.end, r.entity_type, float(r.score), self.name)
-                    for r in hits
-                    if r.end > r.start
-                    and r.score >= config.thresholds.get(r.entity_type, config.score_threshold)
-                    and not (_from_ner(r) and _implausible_entity(texts[i][r.start : r.end], language))
-                ]
+                text, spans = texts[i], []
+                for r in hits:
+                    value = text[r.start : r.end].rstrip()
+                    if not value or r.score < config.thresholds.get(r.entity_type, config.score_threshold):
+                        continue
+                    label = r.entity_type
+                    if _from_ner(r):
+                        if _implausible_entity(value, language):
+                            continue
+                        if label == ORGANIZATION and _looks_like_a_person(value):
+                            label = PERSON
+                    if wanted is not None and label not in wanted:
+                        continue
+                    spans.append(Span(r.start, r.start + len(value), label, float(r.score), self.name))
+                found[i] = spans
         return found
+
+
+PERSON, ORGANIZATION = "PERSON", "ORGANIZATION"
+
+
+@functools.cache
+def _given_names() -> frozenset[str]:
+    """Given names of every locale Faker knows (~31k, casefolded): a public list, loaded once."""
+    names: set[str] = set()
+    for locale in AVAILABLE_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except (ImportError, AttributeError):
+            continue
+        for attribute in ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary"):
+            values = provider.__dict__.get(attribute)  # a class attribute; some locales define a property
+            if isinstance(values, list | tuple | dict | set | frozenset):
+                names.update(n.casefold() for n in values if isinstance(n, str))
+    return frozenset(names)
+
+
+def _looks_like_a_person(value: str) -> bool:
+    """An ORG span that is two to four capitalised words led by a known given name is a person."""
+    words = value.split()
+    return (
+        2 <= len(words) <= 4
+        and all(w[:1].isupper() and w.replace(".", "").replace("-", "").isalpha() for w in words)
+        and words[0].casefold() in _given_names()
+    )
 
 
 def _from_ner(result: RecognizerResult) -> bool:
