@@ -2,9 +2,12 @@
 
 For sequence lengths 16/32/64: latency per request (median), communication rounds and bytes per party
 (CrypTen's own counters; party 0 includes its traffic with the dealer), and for each mode the mean cosine
-of the MPC embedding to the plaintext model's, plus paraphrase-retrieval accuracy@1.
+of the MPC embedding to the plaintext model's, plus paraphrase-retrieval accuracy@1. A mode written
+`plain+fm` / `ditto-fm` forces fixed weight masks (fixed_mask.py) on / off, to separate the protocol's share
+of the saving from the approximations'. `--ablate N` prints only the plaintext approximation ablation.
 
     .venv/bin/python bench/mpc.py --modes plain,ditto --checkpoint ditto.safetensors --reps 5 --sentences 100
+    .venv/bin/python bench/mpc.py --ablate 200 --checkpoint ditto.safetensors
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from secure_infer.mpc.cluster import ClusterJob, PartyCluster  # noqa: E402
 from secure_infer.mpc.corpus import default_corpus  # noqa: E402
 from secure_infer.mpc.distill import embed_plain  # noqa: E402
+from secure_infer.mpc.reference import DITTO, EXACT, MPCFORMER_QUAD, PLAIN_MPC, Approx, encode, pad_ids  # noqa: E402
 from secure_infer.mpc.tokenize import TextTokenizer  # noqa: E402
-from secure_infer.mpc.weights import load_weights, model_dir  # noqa: E402
+from secure_infer.mpc.weights import EncoderSpec, load_weights, model_dir  # noqa: E402
+
+State = dict[str, torch.Tensor]
 
 PAIRS = [  # (query, its paraphrase): retrieval must find the paraphrase among all paraphrases
     ("How do I reset my password?", "What are the steps to change a forgotten password?"),
@@ -67,6 +73,32 @@ def _retrieval(emb: torch.Tensor) -> float:
     return float(((queries @ docs.T).argmax(1) == torch.arange(n)).float().mean())
 
 
+ABLATIONS = {  # one approximation at a time, in plaintext torch: which one costs the cosine
+    "sigmoid GeLU (plain MPC)": PLAIN_MPC,
+    "quadratic GeLU only": Approx(gelu="quad"),
+    "2Quad softmax only": Approx(softmax="2quad"),
+    "ditto: sigmoid GeLU + 2Quad": DITTO,
+    "MPCFormer: quad GeLU + 2Quad": MPCFORMER_QUAD,
+}
+
+
+def _ablate(spec: EncoderSpec, state: State, ids: list[list[int]], distilled: State | None) -> None:
+    """Mean cosine to the exact plaintext model of each approximation, on the original (and distilled) weights."""
+    tensor, mask = pad_ids(ids)
+
+    def emb(weights: State, approx: Approx) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.nn.functional.normalize(encode(weights, spec, tensor, mask, approx)[0], dim=-1)
+
+    exact = emb(state, EXACT)
+    print(f"ablation over {len(ids)} sentences: mean cosine to the exact plaintext model")
+    for name, approx in ABLATIONS.items():
+        row = f"  {name:<32}{float((emb(state, approx) * exact).sum(-1).mean()):>8.4f}"
+        if distilled is not None:
+            row += f"   distilled: {float((emb(distilled, approx) * exact).sum(-1).mean()):.4f}"
+        print(row, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--modes", default="plain,ditto")
@@ -76,11 +108,16 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=100, help="for the cosine; at least the 40 retrieval texts")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ablate", type=int, default=0, help="only the plaintext ablation, on this many sentences")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     lengths = [int(x) for x in args.lengths.split(",")]
     directory = model_dir("all-MiniLM-L6-v2")
     spec, state = load_weights(directory)
+    if args.ablate:
+        tuned = load_weights(directory, args.checkpoint)[1] if args.checkpoint is not None else None
+        _ablate(spec, state, TextTokenizer(directory, 64).ids(default_corpus(args.ablate, seed=7)), tuned)
+        return
     texts = [q for q, _ in PAIRS] + [p for _, p in PAIRS]
     texts += default_corpus(max(0, args.sentences - len(texts)), seed=99)
     tok = TextTokenizer(directory, 128)
@@ -98,10 +135,15 @@ def main() -> None:
         rows.append(("plaintext", n, statistics.median(times), [0, 0], [0, 0]))
     quality = {"plaintext": (1.0, _retrieval(plain_emb))}
     fidelity = {"plaintext": 1.0}
-    for mode in args.modes.split(","):
+    for label in args.modes.split(","):
+        # "<mode>" runs MpcConfig's defaults; "<mode>+fm" / "<mode>-fm" forces fixed weight masks on / off
+        mode, sign = label.removesuffix("fm").rstrip("+-"), label[-3:]
+        fixed = True if sign == "+fm" else False if sign == "-fm" else None
         checkpoint = args.checkpoint if mode == "ditto" else None
         bits = 16 if mode == "plain" else 14  # MpcConfig's defaults
-        job = ClusterJob(directory, mode=mode, checkpoint=checkpoint, precision_bits=bits, threads=args.threads)
+        job = ClusterJob(
+            directory, mode=mode, checkpoint=checkpoint, precision_bits=bits, threads=args.threads, fixed_masks=fixed
+        )
         cluster = PartyCluster(job)
         cluster.start()
         try:
@@ -109,8 +151,8 @@ def main() -> None:
                 sample = [long_ids[: n - 1] + [long_ids[-1]]]
                 results = [cluster.run(sample, timeout_s=3600) for _ in range(args.reps)]
                 latency = statistics.median(r.seconds for r in results)
-                rows.append((mode, n, latency, results[-1].rounds, results[-1].bytes))
-                print(f"  {mode} L={n}: {latency:.2f} s", file=sys.stderr, flush=True)
+                rows.append((label, n, latency, results[-1].rounds, results[-1].bytes))
+                print(f"  {label} L={n}: {latency:.2f} s", file=sys.stderr, flush=True)
             emb = _mpc_embed(cluster, [row[:64] for row in ids], args.batch)
         finally:
             cluster.close()
@@ -119,8 +161,8 @@ def main() -> None:
         # fidelity of MPC to the plaintext model it evaluates (the distilled one for ditto)
         _, own_state = load_weights(directory, checkpoint)
         own = embed_plain(own_state, spec, short, ditto=mode == "ditto")
-        fidelity[mode] = float((emb * own).sum(-1).mean())
-        quality[mode] = (cos, _retrieval(emb))
+        fidelity[label] = float((emb * own).sum(-1).mean())
+        quality[label] = (cos, _retrieval(emb))
     print(f"all-MiniLM-L6-v2, 2 parties + TTP dealer (CrypTen, gloo over loopback), torch threads {args.threads}")
     print(f"reps per latency: {args.reps} (median); cosine over {len(texts)} sentences; retrieval: {len(PAIRS)} pairs")
     print(f"{'mode':<10}{'seq':>5}{'latency s':>11}{'rounds p0/p1':>16}{'MB p0/p1':>20}")

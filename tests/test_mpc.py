@@ -40,8 +40,9 @@ def _reference(approx: Approx) -> torch.Tensor:
     return pooled
 
 
-def _run(tiny_dir: Path, mode: str, wiretap: Path | None = None) -> RequestResult:
-    cluster = PartyCluster(ClusterJob(model_dir=tiny_dir, mode=mode, precision_bits=16, wiretap_dir=wiretap))
+def _run(tiny_dir: Path, mode: str, wiretap: Path | None = None, fixed_masks: bool | None = None) -> RequestResult:
+    job = ClusterJob(model_dir=tiny_dir, mode=mode, precision_bits=16, wiretap_dir=wiretap, fixed_masks=fixed_masks)
+    cluster = PartyCluster(job)
     cluster.start()
     try:
         return cluster.run(IDS, timeout_s=60)
@@ -56,6 +57,12 @@ def plain_run(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return _run(tiny_dir, "plain", tap), tap
 
 
+@pytest.fixture(scope="module")
+def ditto_run(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[RequestResult, Path]:
+    tap = tmp_path_factory.mktemp("wiretap-ditto")
+    return _run(tiny_dir, "ditto", tap), tap
+
+
 def test_plain_mpc_matches_plaintext(plain_run: tuple[RequestResult, Path]) -> None:
     result, _ = plain_run
     expected = _reference(PLAIN_MPC)
@@ -65,13 +72,27 @@ def test_plain_mpc_matches_plaintext(plain_run: tuple[RequestResult, Path]) -> N
 
 
 def test_ditto_mpc_matches_its_plaintext_model_and_costs_less(
-    tiny_dir: Path, plain_run: tuple[RequestResult, Path]
+    ditto_run: tuple[RequestResult, Path], plain_run: tuple[RequestResult, Path]
 ) -> None:
-    result = _run(tiny_dir, "ditto")
+    result, _ = ditto_run
     expected = _reference(DITTO)
     assert torch.allclose(result.embeddings, expected, atol=TOL), (result.embeddings - expected).abs().max()
     plain, _ = plain_run
     assert result.rounds[0] < plain.rounds[0] and result.bytes[0] < plain.bytes[0]
+
+
+def test_fixed_weight_masks_give_the_same_result_and_stop_resending_the_weights(
+    tiny_dir: Path, plain_run: tuple[RequestResult, Path]
+) -> None:
+    result = _run(tiny_dir, "plain", fixed_masks=True)
+    expected = _reference(PLAIN_MPC)
+    assert torch.allclose(result.embeddings, expected, atol=TOL), (result.embeddings - expected).abs().max()
+    plain, _ = plain_run
+    matmul_weights = SPEC.vocab_size * SPEC.hidden + SPEC.layers * (
+        4 * SPEC.hidden**2 + 2 * SPEC.hidden * SPEC.intermediate
+    )
+    saved = plain.bytes[1] - result.bytes[1]  # party 1 no longer sends its share of W - B for each weight
+    assert saved >= 8 * matmul_weights, (saved, matmul_weights)
 
 
 def _seen_by(tap: Path, rank: int) -> list[torch.Tensor]:
@@ -90,8 +111,9 @@ def _appears(secret: torch.Tensor, received: list[torch.Tensor], atol: float = 1
     return False
 
 
-def test_wire_party0_never_sees_weights_party1_never_sees_input(plain_run: tuple[RequestResult, Path]) -> None:
-    result, tap = plain_run
+@pytest.mark.parametrize("run", ["plain_run", "ditto_run"])
+def test_wire_party0_never_sees_weights_party1_never_sees_input(run: str, request: pytest.FixtureRequest) -> None:
+    result, tap = request.getfixturevalue(run)  # ditto: weight masks dealt once and W - B opened once
     seen0, seen1 = _seen_by(tap, 0), _seen_by(tap, 1)
     assert len(seen0) > 50 and len(seen1) > 50  # Beaver openings, triples, the reveal
     weights = random_weights(SPEC, seed=3)

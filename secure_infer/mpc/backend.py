@@ -40,6 +40,7 @@ class MpcBackend:
             precision_bits=config.precision_bits or (16 if config.mode == "plain" else 14),
             startup_timeout_s=config.startup_timeout_s,
             wiretap_dir=wiretap_dir,
+            fixed_masks=config.fixed_weight_masks,
         )
         self._cluster: PartyCluster | None = None
         self._lock = asyncio.Lock()

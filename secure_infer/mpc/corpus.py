@@ -20,6 +20,16 @@ _TEMPLATES = (
     "Can you summarise the contract between {company} and {company2}?",
     "How do I reset the password for the account {email}?",
     "The {job} from {city} asked whether the report on {catch} is ready.",
+    # short questions and requests, the commonest shape of a real query (the templates above are all long)
+    "How do I {verb} my {noun}?",
+    "What is the best way to {verb} a {adjective} {noun}?",
+    "Can you {verb} the {noun} before {day}?",
+    "Why did the {noun} {verb} so {adverb}?",
+    "When does the {noun} in {city} open?",
+    "I want to {verb} my {noun}.",
+    "Is it possible to {verb} the {noun} without a {noun2}?",
+    "The {adjective} {noun} is not working.",
+    "Where can I find a {adjective} {noun} near {city}?",
 )
 
 
@@ -31,7 +41,7 @@ def default_corpus(n: int, seed: int = 0) -> list[str]:
         if i % 3 == 0:
             texts.append(fake.sentence(nb_words=6 + i % 14))
         else:
-            template = _TEMPLATES[i % len(_TEMPLATES)]
+            template = _TEMPLATES[(i - i // 3 - 1) % len(_TEMPLATES)]  # every template in turn
             texts.append(
                 template.format(
                     name=fake.name(),
@@ -45,6 +55,12 @@ def default_corpus(n: int, seed: int = 0) -> list[str]:
                     catch=fake.catch_phrase().lower(),
                     address=fake.address().replace("\n", ", "),
                     phone=fake.phone_number(),
+                    verb=fake.word(part_of_speech="verb"),
+                    noun=fake.word(part_of_speech="noun"),
+                    noun2=fake.word(part_of_speech="noun"),
+                    adjective=fake.word(part_of_speech="adjective"),
+                    adverb=fake.word(part_of_speech="adverb"),
+                    day=fake.day_of_week(),
                 )
             )
     return texts

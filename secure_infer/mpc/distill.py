@@ -1,4 +1,4 @@
-"""Distil the Ditto-style model (quadratic GeLU, 2Quad softmax) from the original, in plaintext torch.
+"""Distil the Ditto-style model (2Quad softmax, sigmoid GeLU) from the original, in plaintext torch.
 
 Following MPCFormer: the student starts from the teacher's weights, and is trained to match the teacher's
 hidden states layer by layer and its pooled sentence embedding (cosine), on unlabelled text. The word
@@ -62,13 +62,15 @@ def distill(
     seed: int = 0,
     save_every: int = 0,
     hidden_weight: float = 1.0,
+    attention_weight: float = 0.0,
     init: Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> DistillReport:
     """Train the approximated model to match the original; write only the trained tensors to `out`.
 
     `save_every` > 0 also writes the checkpoint every that many steps, so a long run can be cut short.
-    `hidden_weight` weighs the layer-by-layer hidden-state loss against the embedding cosine loss.
+    `hidden_weight` weighs the layer-by-layer hidden-state loss against the embedding cosine loss;
+    `attention_weight` adds MPCFormer's attention-map loss (squared error of the probabilities, per key row).
     `init` resumes from an earlier distilled checkpoint instead of the original weights.
     """
     torch.manual_seed(seed)
@@ -91,14 +93,23 @@ def distill(
     for step in range(steps):
         chunk = rng.sample(train_ids, min(batch, len(train_ids)))
         ids, mask = pad_ids(chunk)
+        t_attn: list[torch.Tensor] = []
+        s_attn: list[torch.Tensor] = []
         with torch.no_grad():
-            t_pooled, t_hidden = encode(teacher, spec, ids, mask, EXACT)
-        s_pooled, s_hidden = encode(student, spec, ids, mask, DITTO)
+            t_pooled, t_hidden = encode(teacher, spec, ids, mask, EXACT, t_attn)
+        s_pooled, s_hidden = encode(student, spec, ids, mask, DITTO, s_attn)
         m = mask[..., None]
         pairs = zip(s_hidden[1:], t_hidden[1:], strict=True)
         hidden_loss = sum((((s - t) ** 2) * m).sum() / (m.sum() * spec.hidden) for s, t in pairs)
         cos_loss = 1.0 - torch.nn.functional.cosine_similarity(s_pooled, t_pooled, dim=-1).mean()
         loss = hidden_weight * hidden_loss / spec.layers + 10.0 * cos_loss
+        if attention_weight:
+            rows = mask[:, None, :, None]  # query rows of real tokens; padded keys are 0 in both
+            attn_loss = sum(
+                (((s - t) ** 2) * rows).sum(-1).sum() / (rows.sum() * spec.heads)
+                for s, t in zip(s_attn, t_attn, strict=True)
+            )
+            loss = loss + attention_weight * attn_loss / spec.layers
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
+from secure_infer.mpc.fixed_mask import FixedMaskWeight, fix_mask, fixed_matmul
 from secure_infer.mpc.reference import QUAD_SHIFT, Approx
 from secure_infer.mpc.weights import EncoderSpec
 
-__all__ = ["share_weights", "encode_shared"]
+__all__ = ["share_weights", "encode_shared", "fix_weight_masks"]
 
 Shared = Any  # crypten.mpc.MPCTensor (CrypTen ships no type hints)
 SIGMOID_GELU = 1.702
@@ -45,6 +46,21 @@ def share_weights(
             tensor = torch.empty(shape)
         shared[name] = crypten.cryptensor(tensor, src=src)
     return shared
+
+
+def fix_weight_masks(crypten: Any, weights: dict[str, Shared]) -> dict[str, Shared | FixedMaskWeight]:
+    """Deal every matmul weight's Beaver mask once (see `fixed_mask`); other weights stay plain shares."""
+    out: dict[str, Shared | FixedMaskWeight] = {}
+    for key, (name, tensor) in enumerate(weights.items()):
+        is_matmul = name == "embeddings.word_embeddings.weight" or (
+            name.endswith(".weight") and tensor.dim() == 2 and name.startswith("encoder.")
+        )
+        out[name] = fix_mask(crypten, tensor, key) if is_matmul else tensor
+    return out
+
+
+def _matmul(crypten: Any, x: Shared, w: Shared | FixedMaskWeight) -> Shared:
+    return fixed_matmul(crypten, x, w) if isinstance(w, FixedMaskWeight) else x.matmul(w)
 
 
 def _shapes(spec: EncoderSpec) -> dict[str, tuple[int, ...]]:
@@ -108,13 +124,13 @@ def _softmax(crypten: Any, scores: Shared, key_mask: torch.Tensor, approx: Appro
 
 
 def encode_shared(
-    crypten: Any, spec: EncoderSpec, w: dict[str, Shared], onehot: Shared, mask: torch.Tensor, approx: Approx
+    crypten: Any, spec: EncoderSpec, w: dict[str, Any], onehot: Shared, mask: torch.Tensor, approx: Approx
 ) -> Shared:
     """Mean-pooled (n, d) embeddings, still shared. `onehot` is the shared (n, L, V) input; `mask` is public."""
     n, length = mask.shape
     d, h = spec.hidden, spec.heads
     hd = d // h
-    x = onehot.matmul(w["embeddings.word_embeddings.weight"])
+    x = _matmul(crypten, onehot, w["embeddings.word_embeddings.weight"])
     x = x + w["embeddings.position_embeddings.weight"][:length] + w["embeddings.token_type_embeddings.weight"][0]
     x = _layer_norm(crypten, x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], EMBED_VAR_SCALE)
     key_mask = mask[:, None, None, :]
@@ -122,7 +138,7 @@ def encode_shared(
         p = f"encoder.layer.{i}."
 
         def lin(t: Shared, name: str, prefix: str = p) -> Shared:
-            return t.matmul(w[f"{prefix}{name}.weight"]) + w[f"{prefix}{name}.bias"]
+            return _matmul(crypten, t, w[f"{prefix}{name}.weight"]) + w[f"{prefix}{name}.bias"]
 
         def heads(t: Shared) -> Shared:
             return t.view(n, length, h, hd).transpose(1, 2)

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from secure_infer.mpc.compat import import_crypten
-from secure_infer.mpc.mpc_encoder import encode_shared, share_weights
+from secure_infer.mpc.fixed_mask import run_dealer
+from secure_infer.mpc.mpc_encoder import encode_shared, fix_weight_masks, share_weights
 from secure_infer.mpc.reference import DITTO, PLAIN_MPC, Approx, pad_ids
 from secure_infer.mpc.weights import EncoderSpec, load_weights
 from secure_infer.mpc.wiretap import WireTap
@@ -31,12 +32,6 @@ def _configure(crypten: Any, job: dict[str, Any]) -> None:
     crypten.cfg.mpc.provider = "TTP"
     crypten.cfg.encoder.precision_bits = int(job["precision_bits"])
     crypten.cfg.communicator.verbose = True  # count rounds and bytes per request
-
-
-def _run_dealer(crypten: Any) -> None:
-    from crypten.mpc.provider.ttp_provider import TTPServer
-
-    TTPServer()  # serves triples until party 0 sends "terminate" or the group breaks
 
 
 def _onehot(ids: torch.Tensor, vocab: int) -> torch.Tensor:
@@ -51,8 +46,10 @@ def _serve(crypten: Any, rank: int, conn: Connection, job: dict[str, Any], tap: 
         comm.broadcast_obj(spec.as_dict(), MODEL_OWNER)  # the public architecture, never weights
     else:
         spec, state = EncoderSpec(**comm.broadcast_obj(None, MODEL_OWNER)), None
-    weights = share_weights(crypten, spec, state)
+    weights: dict[str, Any] = share_weights(crypten, spec, state)
     del state
+    if job.get("fixed_masks"):
+        weights = fix_weight_masks(crypten, weights)
     approx: Approx = DITTO if job["mode"] == "ditto" else PLAIN_MPC
     conn.send({"ready": True, "hidden": spec.hidden, "max_positions": spec.max_positions})
     while True:
@@ -94,7 +91,7 @@ def main() -> None:
     crypten = import_crypten()
     _configure(crypten, job)
     if rank == DEALER:
-        _run_dealer(crypten)
+        run_dealer()  # CrypTen's TTP server plus the fixed weight masks
         return
     host, port = os.environ["PRIVGATE_MPC_CONTROL"].rsplit(":", 1)
     conn = Client((host, int(port)), authkey=bytes.fromhex(os.environ["PRIVGATE_MPC_AUTHKEY"]))
