@@ -18,6 +18,8 @@ from datetime import date, datetime, timedelta
 
 from faker import Faker
 
+from rewriters.names import gender_of
+
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _DATE_FORMATS = (
     "%Y-%m-%d",
@@ -245,7 +247,10 @@ class SurrogateFactory:
         if len(tokens) == 1:
             return str(faker.last_name())
         middle = [faker.first_name() for _ in tokens[1:-1]]
-        return " ".join([faker.first_name(), *middle, faker.last_name()])
+        # the same gender as the original's given name, so the model's pronouns still fit the person
+        gender = next((g for t in tokens[:-1] if (g := gender_of(t.split("-")[0].rstrip(".")))), None)
+        first = faker.first_name_female() if gender == "female" else faker.first_name_male() if gender else None
+        return " ".join([first or faker.first_name(), *middle, faker.last_name()])
 
     def make(self, tenant: str, label: str, value: str, attempt: int = 0) -> str:
         rng = self._rng(tenant, label, value, attempt)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from faker.providers.person.en_US import Provider as USNames
 
 from policies import Policy
+from rewriters.names import gender_of
 from rewriters.rewrite import PolicyBlocked, Rewriter
 from rewriters.spans import Span, merge_spans
 from rewriters.surrogates import SurrogateFactory
@@ -111,3 +113,18 @@ def test_presidio_reads_the_spaced_part_of_mixed_script_text() -> None:
     blanked = blank_unspaced(mixed)
     assert len(blanked) == len(mixed) and blanked.strip().startswith("13812345678")
     assert blanked[blanked.index("amelie") :] == "amelie@exemple.fr"
+
+
+@pytest.mark.parametrize(
+    ("name", "gender"),
+    [("Sophie Lang", "female"), ("Dr. Jane Doe", "female"), ("Marie-Claire Dubois", "female"),
+     ("Hans Müller", "male"), ("Pierre-Yves Martin", "male"), ("Giulia Bianchi", "female")],
+)  # fmt: skip
+def test_a_person_surrogate_keeps_the_given_name_gender(name: str, gender: str) -> None:
+    """The model writes pronouns for the surrogate; the app reads them next to the original name."""
+    assert gender_of(name.split()[-2].split("-")[0].rstrip(".")) == gender
+    names = USNames.first_names_female if gender == "female" else USNames.first_names_male
+    factory = SurrogateFactory(KEY)
+    for tenant in ("a", "b", "c"):
+        surrogate = factory.make(tenant, "PERSON", name)
+        assert surrogate.split()[0] in names, surrogate

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 # The e-mail recognizer's tldextract would fetch the public suffix list at first use: stay offline.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from faker.config import AVAILABLE_LOCALES  # noqa: E402
 from presidio_analyzer import (  # noqa: E402
     AnalyzerEngine,
     BatchAnalyzerEngine,
@@ -37,6 +36,7 @@ from presidio_analyzer.predefined_recognizers import (  # noqa: E402
 from policies.schema import PresidioConfig  # noqa: E402
 from rewriters.detectors.base import DetectorError  # noqa: E402
 from rewriters.language import LanguageGuesser  # noqa: E402
+from rewriters.names import is_given_name  # noqa: E402
 from rewriters.spans import Span  # noqa: E402
 from rewriters.text import blank_unspaced, is_word_char  # noqa: E402
 
@@ -189,29 +189,13 @@ class PresidioDetector:
 PERSON, ORGANIZATION = "PERSON", "ORGANIZATION"
 
 
-@functools.cache
-def _given_names() -> frozenset[str]:
-    """Given names of every locale Faker knows (~31k, casefolded): a public list, loaded once."""
-    names: set[str] = set()
-    for locale in AVAILABLE_LOCALES:
-        try:
-            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
-        except (ImportError, AttributeError):
-            continue
-        for attribute in ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary"):
-            values = provider.__dict__.get(attribute)  # a class attribute; some locales define a property
-            if isinstance(values, list | tuple | dict | set | frozenset):
-                names.update(n.casefold() for n in values if isinstance(n, str))
-    return frozenset(names)
-
-
 def _looks_like_a_person(value: str) -> bool:
     """An ORG span that is two to four capitalised words led by a known given name is a person."""
     words = value.split()
     return (
         2 <= len(words) <= 4
         and all(w[:1].isupper() and w.replace(".", "").replace("-", "").isalpha() for w in words)
-        and words[0].casefold() in _given_names()
+        and is_given_name(words[0])
     )
 
 

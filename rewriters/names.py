@@ -1,0 +1,47 @@
+"""Given names of every locale Faker ships, with their gender where the locale records one.
+
+A public list, loaded once: the NER correction uses it to tell a person from an organisation, and
+surrogates use it so that "Sophie" becomes a woman's name and the model's pronouns still fit.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Literal
+
+from faker.config import AVAILABLE_LOCALES
+
+Gender = Literal["female", "male"]
+_ATTRIBUTES = {"first_names": None, "first_names_male": "male", "first_names_female": "female"}
+
+
+@functools.cache
+def _tables() -> tuple[frozenset[str], dict[str, Gender]]:
+    names: set[str] = set()
+    seen: dict[str, set[str]] = {"female": set(), "male": set()}
+    for locale in AVAILABLE_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except (ImportError, AttributeError):
+            continue
+        for attribute, gender in _ATTRIBUTES.items():
+            values = provider.__dict__.get(attribute)  # a class attribute; some locales define a property
+            if not isinstance(values, list | tuple | dict | set | frozenset):
+                continue
+            folded = {n.casefold() for n in values if isinstance(n, str)}
+            names.update(folded)
+            if gender is not None:
+                seen[gender].update(folded)
+    genders: dict[str, Gender] = {n: "female" for n in seen["female"] - seen["male"]}
+    genders.update({n: "male" for n in seen["male"] - seen["female"]})
+    return frozenset(names), genders
+
+
+def is_given_name(word: str) -> bool:
+    return word.casefold() in _tables()[0]
+
+
+def gender_of(given_name: str) -> Gender | None:
+    """'female' or 'male' where every locale that lists the name agrees; None otherwise."""
+    return _tables()[1].get(given_name.casefold())
