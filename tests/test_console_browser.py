@@ -1,13 +1,16 @@
 """The console in a real headless browser (Debian's chromium driven by Playwright; nothing downloaded):
 log in, run the playground, watch proxied requests appear, charts, policies. Saves a screenshot of each
-page in docs/console/ for the README. Needs /usr/bin/chromium (scripts/install-browser.sh)."""
+page (in docs/console/ for the README with PRIVGATE_SCREENSHOTS=1, else in a temporary directory, so a
+test run leaves the checkout clean). Needs /usr/bin/chromium (scripts/install-browser.sh)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,8 @@ from tests.console_env import ADMIN_TOKEN, TENANT_KEY, console_app, console_runt
 from tests.servers import LoopbackServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "console"
+SHOTS = DOCS if os.environ.get("PRIVGATE_SCREENSHOTS") == "1" else Path(tempfile.mkdtemp(prefix="console-shots-"))
 
 # typed into the playground by the "officer" (shown back to them, by design); the emoji is two UTF-16 units
 # but one code point: the page must place the highlights by code points, as the server counts
