@@ -87,7 +87,9 @@ def _with_parents(data: dict[str, Any], base_dir: Path, seen: tuple[str, ...] = 
     parent = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(parent, dict):
         raise ValueError(f"`extends`: {path.name} is not a mapping")
-    return _merged(_with_parents(parent, path.parent, (*seen, parent_name)), data)
+    parent = _with_parents(parent, path.parent, (*seen, parent_name))
+    _resolve_paths(parent, path.parent)  # the parent's own paths are relative to the parent's file
+    return _merged(parent, data)
 
 
 def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:

@@ -90,3 +90,14 @@ def test_example_policies_are_valid() -> None:
     for path in examples:
         policy, issues = check_policy_file(path)
         assert policy is not None and policy.backend != "cloud", (path, issues)
+
+
+def test_a_policy_elsewhere_can_extend_a_shipped_domain_and_keep_its_artifact(tmp_path: Path) -> None:
+    """A mounted policy directory (the Helm chart's ConfigMap) extends `medical`: its artifact path stays
+    relative to the shipped policy, not to the mounted one."""
+    mounted = tmp_path / "policies"
+    mounted.mkdir()
+    (mounted / "clinic.yaml").write_text("extends: medical\nname: clinic\nversion: '1'\n")
+    policy, issues = check_policy_file(mounted / "clinic.yaml")
+    assert policy is not None and policy.detectors.prototypes is not None, issues
+    assert Path(policy.detectors.prototypes.artifact) == (SHIPPED_DIR.parent / "artifacts" / "medical").resolve()
