@@ -98,6 +98,13 @@ class ChineseConfig(_Strict):
     score: float = Field(0.7, ge=0.0, le=1.0)
 
 
+class NamesConfig(_Strict):
+    """Runs of capitalised words led by a given name from Faker's lists (names no NER model here reads)."""
+
+    enabled: bool = False
+    score: float = Field(0.6, ge=0.0, le=1.0)
+
+
 class PrototypesConfig(_Strict):
     """DAMPER-style learnt domain privacy: a trained prototype artifact (`privgate prototypes train`).
 
@@ -111,6 +118,7 @@ class PrototypesConfig(_Strict):
 class DetectorsConfig(_Strict):
     presidio: PresidioConfig = PresidioConfig()
     chinese: ChineseConfig = ChineseConfig()
+    names: NamesConfig = NamesConfig()
     prototypes: PrototypesConfig | None = None
     patterns: list[PatternConfig] = []
     deny_lists: list[DenyListConfig] = []
@@ -180,4 +188,5 @@ class Policy(_Strict):
     def detects_anything(self) -> bool:
         d = self.detectors
         learnt = d.prototypes is not None and d.prototypes.enabled
-        return d.presidio.enabled or d.chinese.enabled or learnt or bool(d.patterns) or bool(d.deny_lists)
+        listed = bool(d.patterns) or bool(d.deny_lists)
+        return d.presidio.enabled or d.chinese.enabled or d.names.enabled or learnt or listed

@@ -8,6 +8,7 @@ from dataclasses import replace
 from policies.schema import Policy
 from rewriters.detectors.base import Detector, DetectorError
 from rewriters.detectors.chinese import ChineseNameDetector
+from rewriters.detectors.names import NameDetector
 from rewriters.detectors.patterns import PatternDetector
 from rewriters.detectors.presidio import AnalyzerCache, PresidioDetector
 from rewriters.spans import Span, merge_spans
@@ -22,6 +23,8 @@ def build_detectors(policy: Policy, analyzers: AnalyzerCache) -> list[Detector]:
         detectors.append(PresidioDetector(analyzer, config.presidio, analyzers.guesser()))
     if config.chinese.enabled:
         detectors.append(ChineseNameDetector(config.chinese.score))
+    if config.names.enabled:
+        detectors.append(NameDetector(config.names.score))
     if config.prototypes is not None and config.prototypes.enabled:
         from rewriters.detectors.prototypes import PrototypeDetector  # faiss and an embedder: only when asked
 

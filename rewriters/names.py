@@ -1,7 +1,8 @@
 """Given names of every locale Faker ships, with their gender where the locale records one.
 
-A public list, loaded once: the NER correction uses it to tell a person from an organisation, and
-surrogates use it so that "Sophie" becomes a woman's name and the model's pronouns still fit.
+A public list, loaded once: the NER correction uses it to tell a person from an organisation, the
+name detector to find names no NER model here reads (German, Vietnamese...), and surrogates so that
+"Sophie" becomes a woman's name and the model's pronouns still fit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from faker.config import AVAILABLE_LOCALES
 
 Gender = Literal["female", "male"]
 _ATTRIBUTES = {"first_names": None, "first_names_male": "male", "first_names_female": "female"}
+# Locales that write the family name first ("Nguyễn Thị Minh Khai", "Nagy Gábor"): there a name starts with it.
+FAMILY_NAME_FIRST = ("vi_VN", "hu_HU")
 
 
 @functools.cache
@@ -21,9 +24,8 @@ def _tables() -> tuple[frozenset[str], dict[str, Gender]]:
     names: set[str] = set()
     seen: dict[str, set[str]] = {"female": set(), "male": set()}
     for locale in AVAILABLE_LOCALES:
-        try:
-            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
-        except (ImportError, AttributeError):
+        provider = _provider(locale)
+        if provider is None:
             continue
         for attribute, gender in _ATTRIBUTES.items():
             values = provider.__dict__.get(attribute)  # a class attribute; some locales define a property
@@ -38,8 +40,31 @@ def _tables() -> tuple[frozenset[str], dict[str, Gender]]:
     return frozenset(names), genders
 
 
+def _provider(locale: str) -> type | None:
+    try:
+        provider: type = importlib.import_module(f"faker.providers.person.{locale}").Provider
+    except (ImportError, AttributeError):
+        return None
+    return provider
+
+
+@functools.cache
+def _leading_family_names() -> frozenset[str]:
+    found: set[str] = set()
+    for locale in FAMILY_NAME_FIRST:
+        values = (_provider(locale) or object).__dict__.get("last_names")
+        if isinstance(values, list | tuple | dict):
+            found.update(n.casefold() for n in values if isinstance(n, str))
+    return frozenset(found)
+
+
 def is_given_name(word: str) -> bool:
     return word.casefold() in _tables()[0]
+
+
+def can_start_a_name(word: str) -> bool:
+    """A given name, or a family name of a locale that writes it first."""
+    return is_given_name(word) or word.casefold() in _leading_family_names()
 
 
 def gender_of(given_name: str) -> Gender | None:

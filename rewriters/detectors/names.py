@@ -1,0 +1,44 @@
+"""Names no NER model here reads: a run of capitalised words led by a known given name.
+
+German, Italian and Vietnamese have no spaCy NER on PyPI, and the small English model misses many
+names from other cultures ("Begoña Etxeberria" in a German sentence). Faker's public lists of given
+names (every locale) and of leading family names (Vietnamese, Hungarian) mark where a name starts; the
+capitalised words that follow it are the rest of the name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import regex
+
+from rewriters.names import can_start_a_name
+from rewriters.spans import Span
+
+# 2 to 4 words, each a capital then lower-case letters, with inner hyphens or apostrophes ("O'Connell")
+_WORD = r"\p{Lu}\p{Ll}+(?:['’-]\p{Lu}?\p{Ll}+)*"
+_RUN = regex.compile(rf"(?<![\p{{L}}\p{{N}}]){_WORD}(?:[ ]{_WORD}){{1,3}}(?![\p{{L}}\p{{N}}])")
+
+
+class NameDetector:
+    name = "names"
+
+    def __init__(self, score: float) -> None:
+        self._score = score
+
+    def detect(self, texts: Sequence[str]) -> list[list[Span]]:
+        return [self._one(text) for text in texts]
+
+    def _one(self, text: str) -> list[Span]:
+        """In each run of capitalised words, the name starts at the first word that can start one
+        ("Thanks Begoña Etxeberria") and takes the rest of the run; a name has two words at least."""
+        spans = []
+        for run in _RUN.finditer(text):
+            words = run.group().split(" ")
+            start = run.start()
+            for word in words[:-1]:
+                if can_start_a_name(regex.split(r"['’-]", word)[0]):
+                    spans.append(Span(start, run.end(), "PERSON", self._score, self.name))
+                    break
+                start += len(word) + 1
+        return spans

@@ -1,0 +1,20 @@
+"""Names no NER model here reads, found by a leading given name (or a leading Vietnamese family name)."""
+
+from __future__ import annotations
+
+from rewriters.detectors.names import NameDetector
+
+
+def names_in(text: str) -> list[str]:
+    return [text[s.start : s.end] for s in NameDetector(0.6).detect([text])[0]]
+
+
+def test_names_from_other_cultures_in_languages_without_ner() -> None:
+    assert names_in("Schreibe an Begoña Etxeberria, E-Mail folgt.") == ["Begoña Etxeberria"]
+    assert names_in("Send to Nguyễn Thị Minh Khai and Oluwaseun Adebayo") == ["Nguyễn Thị Minh Khai"]
+    assert names_in("cc Søren Kierkegaard-Østergaard please") == ["Søren Kierkegaard-Østergaard"]
+
+
+def test_capitalised_runs_not_led_by_a_name_are_left_alone() -> None:
+    assert names_in("We deploy on GitHub Actions and Microsoft Azure. The Board Meeting is on Monday.") == []
+    assert names_in("Begoña wrote; lower case begoña etxeberria too") == []  # one word, or not capitalised
