@@ -14,21 +14,31 @@ from gateway.errors import NotFound, Unauthorized
 from gateway.runtime import Runtime
 
 
-def _runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def require_admin(request: Request) -> None:
-    expected = _runtime(request).settings.admin_token_sha256
+def admin_hash(request: Request, off: str = "admin endpoints are off") -> str:
+    """The admin token's SHA-256; a 404 (saying `off`) while no admin token is configured."""
+    expected = runtime_of(request).settings.admin_token_sha256
     if expected is None:
-        raise NotFound("admin endpoints are off (set PRIVGATE_ADMIN_TOKEN_SHA256)")
+        raise NotFound(f"{off} (set PRIVGATE_ADMIN_TOKEN_SHA256)")
+    return expected
+
+
+def token_matches(request: Request, token: str) -> bool:
+    given = hashlib.sha256(token.encode()).hexdigest()
+    return bool(token) and hmac.compare_digest(given, admin_hash(request))
+
+
+def require_admin(request: Request) -> None:
+    admin_hash(request)
     auth = request.headers.get("authorization", "")
     token = request.headers.get("x-privgate-admin-token") or (
         auth[7:].strip() if auth.lower().startswith("bearer ") else ""
     )
-    given = hashlib.sha256(token.encode()).hexdigest()
-    if not token or not hmac.compare_digest(given, expected):
+    if not token_matches(request, token):
         raise Unauthorized("a valid admin token is required")
 
 
@@ -44,7 +54,7 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], inclu
 @router.get("/audit")
 async def audit(request: Request, limit: int = 50, leaks: bool = False, tenant: str | None = None) -> dict[str, Any]:
     """Recent audit records, newest first."""
-    store = _runtime(request).audit
+    store = runtime_of(request).audit
     rows = await anyio.to_thread.run_sync(
         lambda: store.recent(min(max(limit, 1), 1000), leaks_only=leaks, tenant=tenant)
     )
@@ -54,14 +64,14 @@ async def audit(request: Request, limit: int = 50, leaks: bool = False, tenant: 
 @router.get("/budget/{tenant}")
 async def budget(request: Request, tenant: str) -> dict[str, Any]:
     """ε a tenant spent in each window on record."""
-    ledger = _runtime(request).budgets
+    ledger = runtime_of(request).budgets
     spent = await anyio.to_thread.run_sync(ledger.spent, tenant)
     return {"object": "privgate.budget", "tenant": tenant, "spent": spent}
 
 
 @router.get("/policies")
 async def policies(request: Request) -> dict[str, Any]:
-    loaded = _runtime(request).policies
+    loaded = runtime_of(request).policies
     return {
         "object": "list",
         "data": [

@@ -11,19 +11,14 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from gateway.admin import runtime_of
 from gateway.console import charts, queries
 from gateway.console.playground import chat_body, preview
 from gateway.console.policy_view import describe, validate
 from gateway.console.session import require_console
 from gateway.errors import BadRequest, NotFound
-from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/admin/api", dependencies=[Depends(require_console)], include_in_schema=False)
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 class PlaygroundIn(BaseModel):
@@ -43,7 +38,7 @@ class PolicyIn(BaseModel):
 @router.get("/overview")
 async def overview(request: Request) -> dict[str, Any]:
     """What the page needs to draw its menus: domains, tenants, totals."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     counts = await anyio.to_thread.run_sync(runtime.audit.counts)
     tenants = sorted({"default", *(t.tenant for t in runtime.settings.tenants)})
     return {
@@ -57,7 +52,7 @@ async def overview(request: Request) -> dict[str, Any]:
 @router.post("/playground")
 async def playground(request: Request, given: PlaygroundIn) -> dict[str, Any]:
     """What the proxy would send for this text or body (its own pipeline, dry run; see playground.py)."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     if given.body:
         try:
             body = json.loads(given.body)
@@ -89,19 +84,19 @@ async def requests(
 ) -> dict[str, Any]:
     """Recent audit records, newest first, filtered; page with `before` = the last id seen."""
     where = queries.RequestFilter(tenant or None, domain or None, label or None, backend or None, leaks, before)
-    store = _runtime(request).audit
+    store = runtime_of(request).audit
     rows = await anyio.to_thread.run_sync(queries.list_requests, store, where, min(max(limit, 1), 500))
     return {"object": "list", "data": rows}
 
 
 @router.get("/requests/facets")
 async def request_facets(request: Request) -> dict[str, list[str]]:
-    return await anyio.to_thread.run_sync(queries.facets, _runtime(request).audit)
+    return await anyio.to_thread.run_sync(queries.facets, runtime_of(request).audit)
 
 
 @router.get("/requests/{request_id}")
 async def request_detail(request: Request, request_id: str) -> dict[str, Any]:
-    record = await anyio.to_thread.run_sync(queries.detail, _runtime(request).audit, request_id)
+    record = await anyio.to_thread.run_sync(queries.detail, runtime_of(request).audit, request_id)
     if record is None:
         raise NotFound("no audit record with this request id")
     return record
@@ -110,7 +105,7 @@ async def request_detail(request: Request, request_id: str) -> dict[str, Any]:
 @router.get("/charts")
 async def chart_data(request: Request, hours: int = 24) -> dict[str, Any]:
     """Per-bucket requests, spans per label and leaks; overhead percentiles; DP budgets."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     data = await anyio.to_thread.run_sync(queries.chart_data, runtime.audit, min(max(hours, 1), 24 * 90))
     data["budgets"] = await anyio.to_thread.run_sync(queries.budgets, runtime)
     return data
@@ -141,24 +136,24 @@ async def chart_svg(request: Request, name: str, hours: int = 24) -> Response:
 
 @router.get("/policies")
 async def policies(request: Request) -> dict[str, Any]:
-    loaded = _runtime(request).policies
+    loaded = runtime_of(request).policies
     return {"object": "list", "data": [describe(p) for _, p in sorted(loaded.items())]}
 
 
 @router.post("/policies/validate")
 async def policy_validate(request: Request, given: PolicyIn) -> dict[str, Any]:
     """The same checks and messages as `privgate policy check FILE`."""
-    policy_dir = _runtime(request).settings.policy_dir
+    policy_dir = runtime_of(request).settings.policy_dir
     return await anyio.to_thread.run_sync(validate, given.text, given.filename, policy_dir)
 
 
 @router.get("/budget")
 async def budget_all(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": await anyio.to_thread.run_sync(queries.budgets, _runtime(request))}
+    return {"object": "list", "data": await anyio.to_thread.run_sync(queries.budgets, runtime_of(request))}
 
 
 @router.get("/budget/{tenant}")
 async def budget_tenant(request: Request, tenant: str) -> dict[str, Any]:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     spent = await anyio.to_thread.run_sync(runtime.budgets.spent, tenant)
     return {"object": "privgate.budget", "tenant": tenant, "spent": spent}

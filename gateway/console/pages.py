@@ -13,7 +13,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from gateway.console.session import admin_hash, end_session, has_session, same_origin, start_session, token_matches
+from gateway.admin import token_matches
+from gateway.console.session import console_admin_hash, end_session, has_session, same_origin, start_session
 from gateway.errors import NotFound, RateLimited
 
 log = logging.getLogger("privgate.console")
@@ -43,7 +44,7 @@ def _page(name: str, status: int = 200, **values: str) -> HTMLResponse:
 
 @router.get("")
 async def console(request: Request) -> Response:
-    admin_hash(request)  # 404 while admin endpoints are off
+    console_admin_hash(request)  # 404 while admin endpoints are off
     if has_session(request):
         return _page("console.html")
     return _page("login.html", message="")
@@ -51,7 +52,7 @@ async def console(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    admin_hash(request)
+    console_admin_hash(request)
     client = request.client.host if request.client else "unknown"
     bucket = f"console-login:{client}"
     wait = request.app.state.limiter.take(bucket, LOGIN_ATTEMPTS_PER_MINUTE, spend=False)

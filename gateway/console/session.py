@@ -7,7 +7,6 @@ the admin token ends every session. Logout revokes the id in this process and cl
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -16,9 +15,8 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from starlette.responses import Response
 
-from gateway.admin import require_admin
-from gateway.errors import GatewayError, NotFound, Unauthorized
-from gateway.runtime import Runtime
+from gateway.admin import admin_hash, require_admin, runtime_of
+from gateway.errors import GatewayError, Unauthorized
 
 COOKIE = "privgate_console"
 LIFETIME_S = 8 * 3600
@@ -32,25 +30,13 @@ class Forbidden(GatewayError):
     code = "privgate_console_forbidden"
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def admin_hash(request: Request) -> str:
-    expected = _runtime(request).settings.admin_token_sha256
-    if expected is None:
-        raise NotFound("the console is off (set PRIVGATE_ADMIN_TOKEN_SHA256)")
-    return expected
-
-
-def token_matches(request: Request, token: str) -> bool:
-    given = hashlib.sha256(token.encode()).hexdigest()
-    return bool(token) and hmac.compare_digest(given, admin_hash(request))
+def console_admin_hash(request: Request) -> str:
+    return admin_hash(request, "the console is off")
 
 
 def _key(request: Request) -> bytes:
-    return hmac.new(_runtime(request).secret, b"privgate-console\x00" + admin_hash(request).encode(), "sha256").digest()
+    token_hash = console_admin_hash(request).encode()
+    return hmac.new(runtime_of(request).secret, b"privgate-console\x00" + token_hash, "sha256").digest()
 
 
 def _mac(request: Request, payload: str) -> str:
@@ -120,7 +106,7 @@ def require_console(request: Request) -> None:
     if request.headers.get("authorization") or request.headers.get("x-privgate-admin-token"):
         require_admin(request)
         return
-    admin_hash(request)
+    console_admin_hash(request)
     if not has_session(request):
         raise Unauthorized("log in to the console, or send the admin token")
     if request.method not in SAFE_METHODS and not same_origin(request):
