@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
@@ -54,6 +54,7 @@ from gateway.upstream import Upstream, forward_request_headers, forward_response
 if TYPE_CHECKING:
     from rewriters.ppvd import PpvdGuard
 
+T = TypeVar("T")
 log = logging.getLogger("privgate")
 
 REQUEST_ID = "X-Privgate-Request-Id"
@@ -270,11 +271,7 @@ class ModelCall:
                 except ValueError:
                     answer = None
                 if answer is not None:
-                    restored = (  # PPVD embeds answer sentences: CPU work, off the event loop
-                        await anyio.to_thread.run_sync(self.adapter.restore_json, answer, restorer)
-                        if self.guard is not None
-                        else self.adapter.restore_json(answer, restorer)
-                    )
+                    restored = await self._answer_work(self.adapter.restore_json, answer, restorer)
                     content = json.dumps(restored, ensure_ascii=False).encode()
             overhead = _ms(self.started) - self.upstream_ms
             self.entry.outcome, self.entry.status = "forwarded", response.status_code
@@ -315,11 +312,9 @@ class ModelCall:
                 except ValueError:
                     data = None
                 name = sse.event if sse.event and sse.event != "message" else None
-                event = Event(name, data, sse.data)
-                out = await anyio.to_thread.run_sync(tap.feed, event) if self.guard is not None else tap.feed(event)
-                for item in out:
+                for item in await self._answer_work(tap.feed, Event(name, data, sse.data)):
                     yield item.encode()
-            for item in await anyio.to_thread.run_sync(tap.flush) if self.guard is not None else tap.flush():
+            for item in await self._answer_work(tap.flush):
                 yield item.encode()
             if not tap.finished:
                 raise UpstreamUnavailable("the upstream stream ended before its final event")
@@ -341,6 +336,10 @@ class ModelCall:
             self.upstream_ms = waiting * 1000
             self.entry.upstream_ms = _ms(sent)
             self._finish(overhead_ms + (_ms(sent) - self.upstream_ms))
+
+    async def _answer_work(self, work: Callable[..., T], *args: Any) -> T:
+        """Restoring an answer is cheap and stays inline; PPVD embeds its sentences, so then a worker thread."""
+        return await anyio.to_thread.run_sync(work, *args) if self.guard is not None else work(*args)
 
     def _finish(self, overhead_ms: float | None = None) -> None:
         assert self.entry is not None
