@@ -94,6 +94,14 @@ class DpSampler:
         space = self.candidates(label, value)
         if space is None:
             return None
-        candidates, utilities = space
-        mechanism = Exponential(epsilon=epsilon, sensitivity=SENSITIVITY, utility=utilities, candidates=candidates)
-        return str(mechanism.randomise())
+        return draw(*space, epsilon)
+
+
+def draw(candidates: list[str], utilities: list[float], epsilon: float) -> str:
+    """One draw of the exponential mechanism over `candidates`, whose utilities lie in [0, 1] (Δu = 1)."""
+    if not 0 < epsilon < float("inf"):
+        raise ValueError("dp_rewrite needs a finite ε > 0")
+    if not candidates or len(candidates) != len(utilities) or not all(0.0 <= u <= 1.0 for u in utilities):
+        raise ValueError("the exponential mechanism needs candidates with utilities in [0, 1]")
+    mechanism = Exponential(epsilon=epsilon, sensitivity=SENSITIVITY, utility=utilities, candidates=candidates)
+    return str(mechanism.randomise())
