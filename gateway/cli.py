@@ -290,11 +290,13 @@ def budget_show(tenant: Annotated[str, typer.Argument(help="tenant name")], conf
 
 # The learnt-detection, PPVD and secure-inference commands live beside the code they drive.
 from rewriters.ppvd.cli import app as ppvd_app  # noqa: E402
+from rewriters.damper.cli import app as damper_app  # noqa: E402
 from rewriters.prototypes_cli import app as prototypes_app  # noqa: E402
 from secure_infer.mpc.cli import app as mpc_app  # noqa: E402
 from secure_infer.tee.cli import app as tee_app  # noqa: E402
 
 app.add_typer(prototypes_app, name="prototypes")
+app.add_typer(damper_app, name="damper")
 app.add_typer(ppvd_app, name="ppvd")
 secure_app = typer.Typer(help="Secure-inference backends: 2-party MPC and TEE split inference.", no_args_is_help=True)
 for backend_app in (mpc_app, tee_app):  # one `privgate secure` group, as the policies' `backend:` names both

@@ -24,6 +24,7 @@ from rewriters.rewrite import Rewriter
 from rewriters.surrogates import SurrogateFactory
 
 if TYPE_CHECKING:
+    from rewriters.damper.candidates import DamperCandidates
     from rewriters.ppvd import PpvdGuard
 
 
@@ -68,12 +69,13 @@ class Runtime:
             guards = load_guards(policies, secret)
         except PpvdStoreError as exc:  # a missing, corrupt or foreign store must stop start-up
             raise StartupError(str(exc)) from exc
+        damper = load_dampers(policies)
         audit = AuditStore(settings.database_url)
         return cls(
             settings=settings,
             policies=policies,
             engines=engines,
-            rewriter=Rewriter(secret, SurrogateFactory(secret)),
+            rewriter=Rewriter(secret, SurrogateFactory(secret), damper=damper),
             secret=secret,
             audit=audit,
             budgets=BudgetLedger(audit.engine),
@@ -96,3 +98,33 @@ class Runtime:
         for upstream in (*self.upstreams.values(), *self.secure.values()):
             await upstream.client.aclose()
         self.audit.close()
+
+
+def load_dampers(policies: dict[str, Policy]) -> dict[str, DamperCandidates]:
+    """The DAMPER rewriter of each policy with a `damper:` section; one model per artifact, loaded now so a
+    missing, corrupt or foreign artifact stops start-up instead of failing requests."""
+    wanted = {name: p.damper for name, p in policies.items() if p.damper is not None}
+    if not wanted:
+        return {}
+    from rewriters.damper.artifact import DamperArtifact
+    from rewriters.damper.candidates import DamperCandidates
+    from rewriters.embedding import EmbedderError, load_embedder
+
+    loaded: dict[tuple[str, int, int, float], DamperCandidates] = {}
+    out = {}
+    for name, config in wanted.items():
+        key = (config.artifact, config.candidates, config.max_new_tokens, config.timeout_s)
+        if key not in loaded:
+            try:
+                artifact = DamperArtifact.load(config.artifact)
+                loaded[key] = DamperCandidates.from_artifact(
+                    artifact,
+                    load_embedder("all-MiniLM-L6-v2"),
+                    config.candidates,
+                    config.max_new_tokens,
+                    config.timeout_s,
+                )
+            except (DetectorError, EmbedderError) as exc:
+                raise StartupError(f"domain {name!r}: {exc}") from exc
+        out[name] = loaded[key]
+    return out

@@ -140,6 +140,18 @@ class DpConfig(_Strict):
         return self.epsilon_by_label.get(label, self.epsilon)
 
 
+class DamperConfig(_Strict):
+    """DAMPER's rewriting policy: `dp_rewrite` spans of the labels its artifact serves draw their replacement
+    from an aligned local rewriter's candidates (made by `privgate damper align`; relative paths against
+    the policy file's directory). If the rewriter cannot run, `on_failure` applies, never the raw span."""
+
+    artifact: str = Field(min_length=1)
+    candidates: int = Field(4, ge=1, le=16)  # samples per span; the artifact's vocabulary is added to them
+    max_new_tokens: int = Field(16, ge=4, le=64)
+    timeout_s: float = Field(30.0, gt=0)  # one generate call per request, all its spans together
+    on_failure: Literal["mask", "block"] = "mask"
+
+
 class PpvdConfig(_Strict):
     """PPVD match-and-replace: answer sentences close to a high-risk record become its sanitised version.
 
@@ -168,6 +180,7 @@ class Policy(_Strict):
     dp: DpConfig = DpConfig()
     privqa: bool = False  # PRIV-QA: spans the user's question does not need are generalised or dropped
     ppvd: PpvdConfig | None = None
+    damper: DamperConfig | None = None
 
     @model_validator(mode="after")
     def _backend_is_configured(self) -> Policy:

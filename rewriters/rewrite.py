@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from policies.schema import Action, Policy
-from rewriters.dp import DpSampler
+from rewriters.damper.prompt import SpanItem
+from rewriters.dp import DpSampler, draw
 from rewriters.privqa import generalize, question_needs, question_of
 from rewriters.restore import Restorer
 from rewriters.spans import Span
 from rewriters.surrogates import SurrogateFactory
 from rewriters.text import word_set
 
+if TYPE_CHECKING:
+    from rewriters.damper.candidates import DamperCandidates
+
 _MAX_ATTEMPTS = 16
+log = logging.getLogger("privgate.rewrite")
+# (label, value) -> (candidates, utilities) from a DAMPER rewriter, or None: it failed, the fallback applies
+_Proposals = dict[tuple[str, str], tuple[list[str], list[float]] | None]
 
 
 class PolicyBlocked(Exception):
@@ -81,10 +89,18 @@ def value_hash(secret: bytes, value: str) -> str:
 class Rewriter:
     """Turns (texts, spans) into rewritten texts under a policy; one per process."""
 
-    def __init__(self, secret: bytes, surrogates: SurrogateFactory, dp: DpSampler | None = None) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        surrogates: SurrogateFactory,
+        dp: DpSampler | None = None,
+        damper: Mapping[str, DamperCandidates] | None = None,
+    ) -> None:
+        """`damper` maps a policy name to the DAMPER rewriter its `damper:` section names."""
         self._secret = secret
         self._factory = surrogates
         self._dp = dp or DpSampler()
+        self._damper = dict(damper or {})
 
     def rewrite(
         self,
@@ -103,6 +119,7 @@ class Rewriter:
             raise PolicyBlocked(blocked)
         plan = self._plan(texts, spans, policy, question)
         dp_allowed = self._charge_dp(plan, policy, budget)
+        proposals = self._propose(texts, spans, plan, policy) if dp_allowed else {}
         assigned: dict[tuple[str, str], tuple[str, Action]] = {}  # (label, original) -> replacement, action
         mask_counts: dict[str, int] = {}
         prompt = _Prompt("\n".join(texts))
@@ -120,7 +137,7 @@ class Rewriter:
                     key = (span.label, value)
                     if key not in assigned:
                         assigned[key] = self._replacement(
-                            action, span.label, value, tenant, session, mask_counts, prompt
+                            action, span.label, value, tenant, session, mask_counts, prompt, proposals
                         )
                     replacement, action = assigned[key]
                     if replacement != value:
@@ -168,6 +185,31 @@ class Rewriter:
                 plan[key] = action
         return plan
 
+    def _propose(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], plan: dict[tuple[str, str], Action], policy: Policy
+    ) -> _Proposals:
+        """DAMPER candidate sets for the request's dp_rewrite values its rewriter serves: one generate call,
+        kept for this request only. If the rewriter fails, the policy's `damper.on_failure` applies."""
+        damper = self._damper.get(policy.name)
+        if damper is None or policy.damper is None:
+            return {}
+        items: dict[tuple[str, str], SpanItem] = {}
+        for text, slot in zip(texts, spans, strict=True):
+            for span in slot:
+                key = (span.label, text[span.start : span.end])
+                if plan.get(key) is Action.DP_REWRITE and damper.serves(span.label) and key not in items:
+                    items[key] = SpanItem(text, span.start, span.end, span.label)
+        if not items:
+            return {}
+        try:
+            sets = damper.candidate_sets(list(items.values()))
+        except Exception as exc:  # a broken or slow model must never let the raw span through
+            log.warning("DAMPER rewriter failed (%s): %s applies", type(exc).__name__, policy.damper.on_failure)
+            if policy.damper.on_failure == "block":
+                raise PolicyBlocked([label for label, _ in items], "the rewriter is unavailable for") from exc
+            return dict.fromkeys(items)
+        return {key: space if space[0] else None for key, space in zip(items, sets, strict=True)}
+
     def _charge_dp(self, plan: dict[tuple[str, str], Action], policy: Policy, budget: Budget | None) -> bool:
         """Spend ε for each distinct dp_rewrite value of the request, all or nothing."""
         distinct = {key for key, action in plan.items() if action is Action.DP_REWRITE}
@@ -187,6 +229,7 @@ class Rewriter:
         session: RewriteSession,
         mask_counts: dict[str, int],
         prompt: _Prompt,
+        proposals: _Proposals,
     ) -> tuple[str, Action]:
         """The replacement of a value and the action it really got (a mask when nothing else fits)."""
         if action is Action.GENERALIZE:
@@ -194,7 +237,12 @@ class Rewriter:
             if coarse is not None and coarse != value:
                 return coarse, action  # lossy on purpose: not restored in the answer
         if action is Action.DP_REWRITE:
-            sampled = self._dp.sample(label, value, session.policy.dp.epsilon_for(label))
+            epsilon = session.policy.dp.epsilon_for(label)
+            if (label, value) in proposals:  # a DAMPER rewriter serves this label; None: it failed, mask
+                space = proposals[(label, value)]
+                sampled = draw(*space, epsilon) if space is not None else None
+            else:
+                sampled = self._dp.sample(label, value, epsilon)
             if sampled == value:
                 return value, action  # the mechanism may return the original itself: that is DP too
             # only exact collisions are refused (a DP name may share a first name with the prompt)
