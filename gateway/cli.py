@@ -289,8 +289,8 @@ def budget_show(tenant: Annotated[str, typer.Argument(help="tenant name")], conf
 
 
 # The learnt-detection, PPVD and secure-inference commands live beside the code they drive.
-from rewriters.ppvd.cli import app as ppvd_app  # noqa: E402
 from rewriters.damper.cli import app as damper_app  # noqa: E402
+from rewriters.ppvd.cli import app as ppvd_app  # noqa: E402
 from rewriters.prototypes_cli import app as prototypes_app  # noqa: E402
 from secure_infer.mpc.cli import app as mpc_app  # noqa: E402
 from secure_infer.tee.cli import app as tee_app  # noqa: E402
