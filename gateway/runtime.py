@@ -26,6 +26,7 @@ from rewriters.surrogates import SurrogateFactory
 if TYPE_CHECKING:
     from rewriters.damper.candidates import DamperCandidates
     from rewriters.ppvd import PpvdGuard
+    from rewriters.privqa import Relevance
 
 
 class StartupError(RuntimeError):
@@ -70,12 +71,13 @@ class Runtime:
         except PpvdStoreError as exc:  # a missing, corrupt or foreign store must stop start-up
             raise StartupError(str(exc)) from exc
         damper = load_dampers(policies)
+        relevance = load_relevance(policies)
         audit = AuditStore(settings.database_url)
         return cls(
             settings=settings,
             policies=policies,
             engines=engines,
-            rewriter=Rewriter(secret, SurrogateFactory(secret), damper=damper),
+            rewriter=Rewriter(secret, SurrogateFactory(secret), damper=damper, relevance=relevance),
             secret=secret,
             audit=audit,
             budgets=BudgetLedger(audit.engine),
@@ -128,3 +130,16 @@ def load_dampers(policies: dict[str, Policy]) -> dict[str, DamperCandidates]:
                 raise StartupError(f"domain {name!r}: {exc}") from exc
         out[name] = loaded[key]
     return out
+
+
+def load_relevance(policies: dict[str, Policy]) -> Relevance | None:
+    """PRIV-QA's embedding relevance, when a policy uses it (multilingual e5: questions come in six languages)."""
+    if not any(p.privqa and p.privqa_relevance for p in policies.values()):
+        return None
+    from rewriters.embedding import EmbedderError, load_embedder
+    from rewriters.privqa import Relevance
+
+    try:
+        return Relevance(load_embedder("multilingual-e5-small"))
+    except EmbedderError as exc:
+        raise StartupError(f"PRIV-QA relevance: {exc}") from exc

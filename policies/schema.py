@@ -179,6 +179,8 @@ class Policy(_Strict):
     actions: dict[Label, Action] = {}
     dp: DpConfig = DpConfig()
     privqa: bool = False  # PRIV-QA: spans the user's question does not need are generalised or dropped
+    # with privqa: also keep spans the question asks for in other words (multilingual e5, loaded at start-up)
+    privqa_relevance: bool = True
     ppvd: PpvdConfig | None = None
     damper: DamperConfig | None = None
 

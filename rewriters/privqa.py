@@ -5,12 +5,25 @@ is generalised (a date keeps its month and year) or dropped (a restorable tag). 
 rules that hold in the six languages privgate serves: the question names the value itself, or asks
 about its kind ("when ...?" needs dates, "where ...?" places, "who ...?" people, "call/e-mail ..."
 contact details, "account/card number" identifiers). A label outside those kinds is kept.
+
+Rules miss paraphrases ("Which town should the parcel go to?", "Ist der Patient volljährig?"). With a
+`Relevance` (the shared sentence embedder), a span the rules would drop is kept when the question is
+closer to its kind than to any other kind: each kind is represented by the embedding of the rules' own
+trigger words, and the margin between the span's kind and the best other kind must reach a threshold
+calibrated on labelled questions (`calibrate`; `bench/privacy_utility.py --only-relevance` reports it).
+Comparing the question with the span's own sentence was tried and made accuracy worse: the sentence
+says what the span is, not whether the question wants it.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Sequence
 
+import numpy as np
+
+from rewriters.embedding import Embedder
 from rewriters.surrogates import parse_date
 from rewriters.text import word_set
 
@@ -62,8 +75,45 @@ def question_of(turn: str) -> str:
     return " ".join(asked) if asked else (sentences[-1] if sentences else turn)
 
 
-def question_needs(question: str, value: str, label: str) -> bool:
-    """True when the answer may need this span: keep it (as a surrogate); False: generalise or drop it."""
+# Calibrated with `calibrate` on the synthetic six-language set of bench/privacy_utility.py (multilingual-e5-small).
+DEFAULT_MARGIN = 0.0078
+
+
+class Relevance:
+    """How much closer a question is to one kind of span than to every other kind, by embeddings."""
+
+    def __init__(self, embedder: Embedder, threshold: float = DEFAULT_MARGIN) -> None:
+        self.threshold = threshold
+        self._embedder = embedder
+        self._kinds = sorted(_ASKS)
+        self._prototypes = embedder.embed([", ".join(_ASKS[kind]) for kind in self._kinds])
+        self._lock = threading.Lock()
+        self._last: tuple[str, dict[str, float]] | None = None  # one request asks one question of many spans
+
+    def margins(self, question: str) -> dict[str, float]:
+        """Per kind: similarity to the question minus the best other kind's."""
+        with self._lock:
+            if self._last is not None and self._last[0] == question:
+                return self._last[1]
+        (out,) = self.margins_of([question])
+        with self._lock:
+            self._last = (question, out)
+        return out
+
+    def margins_of(self, questions: Sequence[str]) -> list[dict[str, float]]:
+        """`margins` for many questions in one embedding batch."""
+        sims = self._embedder.embed(list(questions)) @ self._prototypes.T
+        return [{kind: float(row[i] - np.delete(row, i).max()) for i, kind in enumerate(self._kinds)} for row in sims]
+
+    def margin(self, question: str, label: str) -> float | None:
+        kind = _KIND.get(label)
+        return None if kind is None else self.margins(question)[kind]
+
+
+def question_needs(question: str, value: str, label: str, *, relevance: Relevance | None = None) -> bool:
+    """True when the answer may need this span: keep it (as a surrogate); False: generalise or drop it.
+
+    `relevance` keeps a span the rules would drop when the question is about its kind in other words."""
     kind = _KIND.get(label)
     if kind is None:
         return True  # a kind the rules do not know: keep the substitution, which still protects
@@ -72,7 +122,23 @@ def question_needs(question: str, value: str, label: str) -> bool:
     named = {w.casefold() for w in word_set(value) if len(w) >= 3}
     if named & {w.casefold() for w in word_set(question)}:
         return True
-    return _asks_about(question, kind)
+    if _asks_about(question, kind):
+        return True
+    if relevance is None:
+        return False
+    margin = relevance.margin(question, label)
+    return margin is not None and margin >= relevance.threshold
+
+
+def calibrate(margins: Sequence[float], by_rules: Sequence[bool], needed: Sequence[bool]) -> float:
+    """The margin threshold that makes `rules or margin >= threshold` most accurate on a labelled set
+    (ties: the highest threshold, which keeps fewest spans)."""
+    best, best_correct = float("inf"), sum(r == n for r, n in zip(by_rules, needed, strict=True))
+    for threshold in sorted(set(margins), reverse=True):
+        correct = sum((r or m >= threshold) == n for m, r, n in zip(margins, by_rules, needed, strict=True))
+        if correct > best_correct:
+            best, best_correct = threshold, correct
+    return best
 
 
 def generalize(label: str, value: str) -> str | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 from policies.schema import Action, Policy
 from rewriters.damper.prompt import SpanItem
 from rewriters.dp import DpSampler, draw
-from rewriters.privqa import generalize, question_needs, question_of
+from rewriters.privqa import Relevance, generalize, question_needs, question_of
 from rewriters.restore import Restorer
 from rewriters.spans import Span
 from rewriters.surrogates import SurrogateFactory
@@ -95,12 +95,15 @@ class Rewriter:
         surrogates: SurrogateFactory,
         dp: DpSampler | None = None,
         damper: Mapping[str, DamperCandidates] | None = None,
+        relevance: Relevance | None = None,
     ) -> None:
-        """`damper` maps a policy name to the DAMPER rewriter its `damper:` section names."""
+        """`damper` maps a policy name to the DAMPER rewriter its `damper:` section names; `relevance` lets
+        PRIV-QA keep spans a question asks for in words its rules do not know."""
         self._secret = secret
         self._factory = surrogates
         self._dp = dp or DpSampler()
         self._damper = dict(damper or {})
+        self._relevance = relevance
 
     def rewrite(
         self,
@@ -162,14 +165,14 @@ class Rewriter:
             out.append(text)
         return out, session
 
-    @staticmethod
     def _plan(
-        texts: Sequence[str], spans: Sequence[Sequence[Span]], policy: Policy, question: str | None
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], policy: Policy, question: str | None
     ) -> dict[tuple[str, str], Action]:
         """The action for each distinct (label, value): the policy's, unless PRIV-QA finds the
         question does not need a value it would substitute; then it is generalised."""
         plan = {}
         question = question_of(question) if question is not None else None
+        relevance = self._relevance if policy.privqa_relevance else None
         for text, slot in zip(texts, spans, strict=True):
             for span in slot:
                 key = (span.label, text[span.start : span.end])
@@ -179,7 +182,7 @@ class Rewriter:
                     policy.privqa
                     and question is not None
                     and substitutes
-                    and not question_needs(question, key[1], key[0])
+                    and not question_needs(question, key[1], key[0], relevance=relevance)
                 ):
                     action = Action.GENERALIZE
                 plan[key] = action
@@ -248,6 +251,7 @@ class Rewriter:
             # only exact collisions are refused (a DP name may share a first name with the prompt)
             if sampled is not None and self._usable("", sampled, value, session, prompt):
                 session.surrogates[sampled] = value
+                self._map_name_parts(label, sampled, value, session, prompt)  # "Ms. Palmer" comes back too
                 return sampled, action
         if action is Action.PSEUDONYMIZE:
             for attempt in range(_MAX_ATTEMPTS):

@@ -185,9 +185,18 @@ def parse_date(value: str) -> tuple[date, Callable[[date], str]] | None:
         except ValueError:
             continue
         unpadded = ("%d" in fmt or "%m" in fmt) and re.match(r"^\d(?!\d)", text) is not None
+        # "November 1, 1990", "1975年3月4日": no number of the original is zero-padded where one could be
+        # (a one-digit number, or a spelled month's day), so none of ours is
+        bare = (
+            "%y" not in fmt
+            and re.search(r"(?<!\d)0\d", text) is None
+            and ("%B" in fmt or "%b" in fmt or "年" in fmt or re.search(r"(?<!\d)\d(?!\d)", text) is not None)
+        )
 
-        def render(day: date, fmt: str = fmt, unpadded: bool = unpadded) -> str:
+        def render(day: date, fmt: str = fmt, unpadded: bool = unpadded, bare: bool = bare) -> str:
             out = day.strftime(fmt)
+            if bare:
+                return re.sub(r"(?<!\d)0(?=\d)", "", out)
             # strptime accepts "3/4/1975"; keep the unpadded look of the original when it had one
             return out[1:] if unpadded and out.startswith("0") else out
 

@@ -96,3 +96,11 @@ def test_budget_is_charged_once_per_request_and_exhaustion_follows_the_policy() 
     blocking = masking.model_copy(update={"dp": masking.dp.model_copy(update={"on_exhausted": "block"})})
     with pytest.raises(PolicyBlocked, match="DP budget"):
         dp_request(blocking, ledger)
+
+
+def test_dates_keep_the_padding_of_the_original() -> None:
+    sampler = DpSampler()
+    spelled = sampler.sample("DATE_TIME", "November 1, 1990", 8.0) or ""
+    assert spelled.split()[1].rstrip(",")[0] != "0" and spelled.endswith(tuple("0123456789"))
+    assert "年0" not in (sampler.sample("DATE_TIME", "1975年10月14日", 8.0) or "年0")
+    assert (sampler.sample("DATE_TIME", "2000-12-15", 8.0) or "")[5:7].isdigit()  # ISO stays padded

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import openai
+import pytest
 
 from policies import Policy
-from rewriters.privqa import generalize, question_needs
+from rewriters.embedding import load_embedder
+from rewriters.privqa import Relevance, calibrate, generalize, question_needs, question_of
 from rewriters.rewrite import Rewriter
 from rewriters.spans import Span
 from rewriters.surrogates import SurrogateFactory
@@ -59,7 +61,48 @@ def test_privqa_through_the_gateway(oai: openai.OpenAI, records: FakeLLM) -> Non
 
 
 def test_the_question_is_the_asking_sentence() -> None:
-    from rewriters.privqa import question_of
-
     assert question_of("Patient born 1975. Lives in Lyon. Which dose is safe?") == "Which dose is safe?"
     assert question_of("Summarise the file of Mrs Dubois") == "Summarise the file of Mrs Dubois"
+
+
+def test_calibrate_picks_the_most_accurate_margin() -> None:
+    margins = [0.05, 0.02, -0.01, -0.03, 0.01]
+    by_rules = [False, False, False, False, True]
+    needed = [True, True, False, False, True]
+    assert calibrate(margins, by_rules, needed) == 0.02  # keeps both paraphrases, drops the rest
+    assert calibrate([0.1], [True], [True]) == float("inf")  # the rules are already right: the margin adds nothing
+
+
+@pytest.fixture(scope="module")
+def relevance() -> Relevance:
+    return Relevance(load_embedder("multilingual-e5-small"))
+
+
+def test_embedding_relevance_keeps_paraphrased_asks_in_six_languages(relevance: Relevance) -> None:
+    assert not question_needs("Which town should the parcel be shipped to?", "Lyon", "LOCATION")
+    assert question_needs("Which town should the parcel be shipped to?", "Lyon", "LOCATION", relevance=relevance)
+    assert not question_needs("Which town should the parcel be shipped to?", "3 mars 1985", "DATE_OF_BIRTH",
+                              relevance=relevance)  # fmt: skip
+    assert question_needs("Ist der Patient schon volljährig?", "15.03.1960", "DATE_OF_BIRTH", relevance=relevance)
+    assert not question_needs("Welche Dosis Ibuprofen ist sicher?", "Köln", "LOCATION", relevance=relevance)
+
+
+def test_embedding_relevance_beats_rules_alone_on_held_out_questions(relevance: Relevance) -> None:
+    from bench.privacy_utility import RELEVANCE_QUESTIONS, relevance_set
+
+    rows = relevance_set()  # calibrate on half the questions of each language, test on the other half
+    langs = list(RELEVANCE_QUESTIONS)
+    part = [(r["qi"] + langs.index(r["lang"])) % 2 == 0 for r in rows]
+    questions = [question_of(r["turn"]) for r in rows]
+    rules = [question_needs(q, r["value"], r["label"]) for q, r in zip(questions, rows, strict=True)]
+    unique = sorted(set(questions))
+    by_question = dict(zip(unique, relevance.margins_of(unique), strict=True))
+    kind = {"PERSON": "person", "DATE_OF_BIRTH": "time", "LOCATION": "place"}
+    margins = [by_question[q][kind[r["label"]]] for q, r in zip(questions, rows, strict=True)]
+    needed = [r["needed"] for r in rows]
+    pick = [i for i, p in enumerate(part) if p]
+    threshold = calibrate([margins[i] for i in pick], [rules[i] for i in pick], [needed[i] for i in pick])
+    held = [i for i, p in enumerate(part) if not p]
+    alone = sum(rules[i] == needed[i] for i in held) / len(held)
+    both = sum((rules[i] or margins[i] >= threshold) == needed[i] for i in held) / len(held)
+    assert both >= alone + 0.02
