@@ -5,6 +5,8 @@ For sequence lengths 16/32/64: latency per request (median), communication round
 of the MPC embedding to the plaintext model's, plus paraphrase-retrieval accuracy@1. A mode written
 `plain+fm` / `ditto-fm` forces fixed weight masks (fixed_mask.py) on / off, to separate the protocol's share
 of the saving from the approximations'. `--ablate N` prints only the plaintext approximation ablation.
+With `--head` (a head from `privgate secure train-head`) and `--head-examples`, each MPC mode also classifies
+the examples that training held out, under MPC, and the accuracy and agreement with plaintext are printed.
 
     .venv/bin/python bench/mpc.py --modes plain,ditto --checkpoint ditto.safetensors --reps 5 --sentences 100
     .venv/bin/python bench/mpc.py --ablate 200 --checkpoint ditto.safetensors
@@ -24,11 +26,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from secure_infer.mpc.cluster import ClusterJob, PartyCluster  # noqa: E402
+from secure_infer.mpc.classifier import head_logits_plain, load_head  # noqa: E402
+from secure_infer.mpc.cluster import ClusterJob, PartyCluster, RequestResult  # noqa: E402
 from secure_infer.mpc.corpus import default_corpus  # noqa: E402
 from secure_infer.mpc.distill import embed_plain  # noqa: E402
 from secure_infer.mpc.reference import DITTO, EXACT, MPCFORMER_QUAD, PLAIN_MPC, Approx, encode, pad_ids  # noqa: E402
 from secure_infer.mpc.tokenize import TextTokenizer  # noqa: E402
+from secure_infer.mpc.train_head import read_examples, split_examples  # noqa: E402
 from secure_infer.mpc.weights import EncoderSpec, load_weights, model_dir  # noqa: E402
 
 State = dict[str, torch.Tensor]
@@ -65,6 +69,49 @@ LONG = " ".join(
 def _mpc_embed(cluster: PartyCluster, ids: list[list[int]], batch: int) -> torch.Tensor:
     rows = [cluster.run(ids[i : i + batch], timeout_s=3600).embeddings for i in range(0, len(ids), batch)]
     return torch.nn.functional.normalize(torch.cat(rows), dim=-1)
+
+
+def _start(label: str, args: argparse.Namespace, directory: Path) -> PartyCluster:
+    """`<mode>` runs MpcConfig's defaults; `<mode>+fm` / `<mode>-fm` forces fixed weight masks on / off."""
+    mode, sign = label.removesuffix("fm").rstrip("+-"), label[-3:]
+    fixed = True if sign == "+fm" else False if sign == "-fm" else None
+    job = ClusterJob(
+        directory,
+        mode=mode,
+        checkpoint=args.checkpoint if mode == "ditto" else None,
+        precision_bits=16 if mode == "plain" else 14,  # MpcConfig's defaults
+        threads=args.threads,
+        fixed_masks=fixed,
+        classifier=args.head,
+    )
+    cluster = PartyCluster(job)
+    cluster.start()
+    return cluster
+
+
+def _mpc_classify(cluster: PartyCluster, ids: list[list[int]], batch: int) -> list[str]:
+    logits = torch.cat(
+        [cluster.run(ids[i : i + batch], timeout_s=3600, op="classify").output for i in range(0, len(ids), batch)]
+    )
+    assert cluster.labels is not None
+    return [cluster.labels[int(i)] for i in logits.argmax(-1)]
+
+
+def _head_set(args: argparse.Namespace, directory: Path) -> tuple[list[list[int]], list[str], list[str]] | None:
+    """The held-out examples of the head's training split (ids, gold labels) and the plaintext head's labels."""
+    if args.head is None:
+        return None
+    texts, labels = read_examples(args.head_examples, args.head_lang)
+    _, test = split_examples(texts, labels, 0.2, 0)  # train-head's defaults: the examples it did not train on
+    test = test[: args.head_limit]
+    ids = TextTokenizer(directory, 64).ids([texts[i] for i in test])
+    spec, state = load_weights(directory)
+    head, head_state = load_head(args.head)
+    tensor, mask = pad_ids(ids)
+    with torch.no_grad():
+        _, hidden = encode(state, spec, tensor, mask, EXACT)
+        plain = head_logits_plain(head, head_state, hidden[-1], mask).argmax(-1)
+    return ids, [labels[i] for i in test], [head.labels[int(i)] for i in plain]
 
 
 def _retrieval(emb: torch.Tensor) -> float:
@@ -109,6 +156,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ablate", type=int, default=0, help="only the plaintext ablation, on this many sentences")
+    ap.add_argument("--head", type=Path, default=None, help="a classification head (privgate secure train-head)")
+    ap.add_argument("--head-examples", type=Path, nargs="+", default=[], help="the JSONL files it was trained on")
+    ap.add_argument("--head-lang", default=None, help="the --lang it was trained with")
+    ap.add_argument("--head-limit", type=int, default=48, help="held-out examples classified under MPC")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     lengths = [int(x) for x in args.lengths.split(",")]
@@ -135,43 +186,65 @@ def main() -> None:
         rows.append(("plaintext", n, statistics.median(times), [0, 0], [0, 0]))
     quality = {"plaintext": (1.0, _retrieval(plain_emb))}
     fidelity = {"plaintext": 1.0}
-    for label in args.modes.split(","):
-        # "<mode>" runs MpcConfig's defaults; "<mode>+fm" / "<mode>-fm" forces fixed weight masks on / off
-        mode, sign = label.removesuffix("fm").rstrip("+-"), label[-3:]
-        fixed = True if sign == "+fm" else False if sign == "-fm" else None
-        checkpoint = args.checkpoint if mode == "ditto" else None
-        bits = 16 if mode == "plain" else 14  # MpcConfig's defaults
-        job = ClusterJob(
-            directory, mode=mode, checkpoint=checkpoint, precision_bits=bits, threads=args.threads, fixed_masks=fixed
-        )
-        cluster = PartyCluster(job)
-        cluster.start()
-        try:
-            for n in lengths:
-                sample = [long_ids[: n - 1] + [long_ids[-1]]]
-                results = [cluster.run(sample, timeout_s=3600) for _ in range(args.reps)]
+    head_set = _head_set(args, directory)
+    classified: dict[str, list[str]] = {"plaintext": head_set[2]} if head_set is not None else {}
+    clusters: dict[str, PartyCluster] = {}
+    try:
+        for label in args.modes.split(","):
+            clusters[label] = _start(label, args, directory)
+        # latency: the modes take turns, request by request, so load from elsewhere on the machine falls on
+        # all of them alike and their ratio stays meaningful
+        runs: dict[tuple[str, int], list[RequestResult]] = {}
+        for n in lengths:
+            sample = [long_ids[: n - 1] + [long_ids[-1]]]
+            for _ in range(args.reps):
+                for label, cluster in clusters.items():
+                    runs.setdefault((label, n), []).append(cluster.run(sample, timeout_s=3600))
+            for label in clusters:
+                results = runs[(label, n)]
                 latency = statistics.median(r.seconds for r in results)
                 rows.append((label, n, latency, results[-1].rounds, results[-1].bytes))
                 print(f"  {label} L={n}: {latency:.2f} s", file=sys.stderr, flush=True)
-            emb = _mpc_embed(cluster, [row[:64] for row in ids], args.batch)
-        finally:
-            cluster.close()
         short = [row[:64] for row in ids]
-        cos = float((emb * embed_plain(state, spec, short, ditto=False)).sum(-1).mean())
-        # fidelity of MPC to the plaintext model it evaluates (the distilled one for ditto)
-        _, own_state = load_weights(directory, checkpoint)
-        own = embed_plain(own_state, spec, short, ditto=mode == "ditto")
-        fidelity[label] = float((emb * own).sum(-1).mean())
-        quality[label] = (cos, _retrieval(emb))
+        for label, cluster in clusters.items():
+            emb = _mpc_embed(cluster, short, args.batch)
+            if head_set is not None:
+                classified[label] = _mpc_classify(cluster, head_set[0], args.batch)
+            cluster.close()
+            cos = float((emb * embed_plain(state, spec, short, ditto=False)).sum(-1).mean())
+            # fidelity of MPC to the plaintext model it evaluates (the distilled one for ditto)
+            ditto = cluster.job.mode == "ditto"
+            _, own_state = load_weights(directory, cluster.job.checkpoint)
+            fidelity[label] = float((emb * embed_plain(own_state, spec, short, ditto=ditto)).sum(-1).mean())
+            quality[label] = (cos, _retrieval(emb))
+    finally:
+        for cluster in clusters.values():
+            cluster.close()
     print(f"all-MiniLM-L6-v2, 2 parties + TTP dealer (CrypTen, gloo over loopback), torch threads {args.threads}")
     print(f"reps per latency: {args.reps} (median); cosine over {len(texts)} sentences; retrieval: {len(PAIRS)} pairs")
     print(f"{'mode':<10}{'seq':>5}{'latency s':>11}{'rounds p0/p1':>16}{'MB p0/p1':>20}")
     for mode, n, lat, rounds, nbytes in rows:
         mb = f"{nbytes[0] / 1e6:.1f}/{nbytes[1] / 1e6:.1f}"
         print(f"{mode:<10}{n:>5}{lat:>11.3f}{f'{rounds[0]}/{rounds[1]}':>16}{mb:>20}")
+    by_key = {(mode, n): (lat, nbytes) for mode, n, lat, _, nbytes in rows}
+    for n in lengths:
+        if ("plain", n) in by_key and ("ditto", n) in by_key:
+            (p_lat, p_bytes), (d_lat, d_bytes) = by_key[("plain", n)], by_key[("ditto", n)]
+            print(
+                f"  L={n}: ditto is {p_lat / d_lat:.2f}x faster, sends {p_bytes[0] / d_bytes[0]:.2f}x / "
+                f"{p_bytes[1] / d_bytes[1]:.2f}x less (party 0 / 1)"
+            )
     print(f"{'mode':<10}{'cosine to plaintext':>22}{'retrieval@1':>14}{'cosine to own plaintext model':>31}")
     for mode, (cos, acc) in quality.items():
         print(f"{mode:<10}{cos:>22.4f}{acc:>14.2f}{fidelity[mode]:>31.4f}")
+    if head_set is not None:
+        print(f"classification of {len(head_set[1])} held-out examples with {args.head.name} (labels revealed only)")
+        print(f"{'mode':<10}{'accuracy':>10}{'same label as plaintext':>26}")
+        for mode, got in classified.items():
+            accuracy = sum(a == b for a, b in zip(got, head_set[1], strict=True)) / len(got)
+            agree = sum(a == b for a, b in zip(got, head_set[2], strict=True)) / len(got)
+            wrong = [i for i, (a, b) in enumerate(zip(got, head_set[1], strict=True)) if a != b]
+            print(f"{mode:<10}{accuracy:>10.3f}{agree:>26.3f}   wrong: {wrong}")
     if "ditto" in quality and args.checkpoint is None:
         print("note: ditto ran without a distilled checkpoint (privgate secure distill)")
 

@@ -9,7 +9,7 @@ import httpx
 
 from gateway.audit import AuditStore, check_schema
 from gateway.budget import BudgetLedger
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, NotFound
 from gateway.ppvd import load_guards
 from gateway.secret import load_secret
 from gateway.secure import secure_upstream
@@ -91,8 +91,10 @@ class Runtime:
         """The vendor's cloud upstream, or the domain's secure backend (which speaks OpenAI's API)."""
         secure = self.secure.get(domain)
         if secure is None:
+            if vendor == "secure":
+                raise NotFound(f"domain {domain!r} has no secure backend: this path is served by secure backends only")
             return self.upstreams[vendor]
-        if vendor != "openai":
+        if vendor not in ("openai", "secure"):
             raise BadRequest(f"domain {domain!r} is served by a secure backend, which speaks the OpenAI API only")
         return secure
 

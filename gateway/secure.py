@@ -62,7 +62,8 @@ def _sse(chunk: dict[str, Any]) -> bytes:
 
 
 class BackendTransport(httpx.AsyncBaseTransport):
-    """Answers /v1/chat/completions and /v1/embeddings from a secure backend, started on first use."""
+    """Answers /v1/chat/completions, /v1/embeddings and /v1/classifications from a secure backend, started on first
+    use."""
 
     def __init__(self, start: Callable[[], SecureBackend]) -> None:
         self._start = start
@@ -98,6 +99,11 @@ class BackendTransport(httpx.AsyncBaseTransport):
                     response = httpx.Response(200, json=await backend.chat(body, facts))
             elif path.endswith("/embeddings"):
                 response = httpx.Response(200, json=await backend.embeddings(body, facts))
+            elif path.endswith("/classifications"):
+                classify = getattr(backend, "classify", None)
+                if classify is None:
+                    raise BackendUnsupported(f"the {backend.name} backend does not classify")
+                response = httpx.Response(200, json=await classify(body, facts))
             else:
                 return _error(404, f"the secure backend does not serve {path}", "unknown_url")
         except BackendUnsupported as exc:

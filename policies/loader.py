@@ -96,7 +96,10 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
     """Artifact and store paths in a policy are relative to the policy file's directory."""
     detectors = data.get("detectors")
     prototypes = detectors.get("prototypes") if isinstance(detectors, dict) else None
-    for section, key in ((prototypes, "artifact"), (data.get("ppvd"), "store"), (data.get("damper"), "artifact")):
+    mpc = data.get("mpc")
+    paths = ((prototypes, "artifact"), (data.get("ppvd"), "store"), (data.get("damper"), "artifact"),
+             (mpc, "checkpoint"), (mpc, "classifier"))  # fmt: skip
+    for section, key in paths:
         if isinstance(section, dict) and isinstance(section.get(key), str) and not Path(section[key]).is_absolute():
             section[key] = str((base_dir / section[key]).resolve())
 

@@ -204,3 +204,35 @@ def test_compat_layer_lets_crypten_convert_a_pytorch_head(tmp_path: Path) -> Non
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_plain_mpc_on_a_padded_minilm_batch_matches_plaintext() -> None:
+    """Real weights, a short sentence padded to a 64-token one's width: the padding leaves it unchanged.
+
+    In layer 0 of MiniLM padded positions' keys score up to 12 above the real ones, so the softmax's row
+    maximum (taken over all keys, then masked) must not cost the real keys their precision.
+    """
+    from secure_infer.mpc.tokenize import TextTokenizer
+    from secure_infer.mpc.weights import load_weights, model_dir
+
+    torch.set_num_threads(1)
+    directory = model_dir("all-MiniLM-L6-v2")
+    texts = [
+        "My brother was released after tax evasion and now has a settlement of $120,000.",
+        "The committee reviewed the quarterly report on patient admissions, staffing levels, budget overruns and "
+        "the planned renovation of the north wing before the annual audit in the spring. " * 2,
+    ]
+    ids = TextTokenizer(directory, 64).ids(texts)
+    assert len(ids[1]) == 64 and len(ids[0]) < 24
+    cluster = PartyCluster(ClusterJob(model_dir=directory, mode="plain", precision_bits=16))
+    cluster.start()
+    try:
+        got = cluster.run(ids, timeout_s=300).embeddings
+    finally:
+        cluster.close()
+    spec, state = load_weights(directory)
+    tensor, mask = pad_ids(ids)
+    expected, _ = encode(state, spec, tensor, mask, PLAIN_MPC)
+    cosine = torch.nn.functional.cosine_similarity(got, expected)
+    assert float(cosine.min()) > 0.999, cosine

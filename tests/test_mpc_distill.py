@@ -12,7 +12,7 @@ from policies.schema import Policy
 from secure_infer.mpc.cli import app
 from secure_infer.mpc.config import MpcConfig
 from secure_infer.mpc.corpus import default_corpus
-from secure_infer.mpc.distill import distill
+from secure_infer.mpc.distill import RECIPE, distill
 from secure_infer.mpc.weights import load_weights, random_weights, save_model_dir
 from tests.test_mpc import SPEC, VOCAB, WORDS
 
@@ -54,15 +54,35 @@ def test_distill_recovers_cosine_and_writes_a_loadable_checkpoint(tiny_dir: Path
     )
 
 
-def test_distill_cli(tiny_dir: Path, tmp_path: Path) -> None:
-    texts = tmp_path / "texts.txt"
-    texts.write_text("\n".join(_texts(80)), encoding="utf-8")
-    out = tmp_path / "cli.safetensors"
-    args = ["distill", "--out", str(out), "--model", str(tiny_dir), "--texts", str(texts), "--steps", "5",
-            "--max-len", "16", "--threads", "1"]  # fmt: skip
+def _cli(tiny_dir: Path, texts: Path, out: Path, *extra: str) -> str:
+    args = ["distill", "--out", str(out), "--model", str(tiny_dir), "--texts", str(texts), "--steps", "4",
+            "--max-len", "16", "--held-out", "16", "--threads", "1", *extra]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert out.is_file() and "held-out cosine" in result.output and "mode: ditto" in result.output
+    return result.output
+
+
+def test_distill_cli_runs_the_whole_recipe_reproducibly(tiny_dir: Path, tmp_path: Path) -> None:
+    """One command, every stage of the recipe in order, fixed seeds: two runs give the same checkpoint."""
+    torch.set_num_threads(1)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(_texts(80)), encoding="utf-8")
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    output = _cli(tiny_dir, texts, first)
+    for i, stage in enumerate(RECIPE, start=1):
+        assert f"stage {i}/{len(RECIPE)} ({stage.name}): 4 steps" in output
+        row = next(line for line in output.splitlines() if line.startswith(stage.name))
+        loss_first, loss_last, cosine = (float(x) for x in row.split()[-3:])
+        assert loss_first > 0 and loss_last > 0 and 0 < cosine <= 1
+    assert "held-out cosine to the original" in output and "mode: ditto" in output
+    _cli(tiny_dir, texts, second)
+    _, a = load_weights(tiny_dir, first)
+    _, b = load_weights(tiny_dir, second)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    only = _cli(tiny_dir, texts, tmp_path / "c.safetensors", "--stages", "2,4")
+    assert "stage 1/2 (hidden states)" in only and "stage 2/2 (sentence embedding)" in only
+    bad = CliRunner().invoke(app, ["distill", "--out", str(tmp_path / "d.safetensors"), "--stages", "5"])
+    assert bad.exit_code != 0 and "--stages" in bad.output
 
 
 def test_policy_mpc_section() -> None:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import torch
@@ -13,6 +14,7 @@ import torch
 from gateway import create_app
 from gateway.runtime import Runtime
 from gateway.settings import TenantKey
+from secure_infer.mpc.classifier import save_head_file
 from secure_infer.mpc.reference import PLAIN_MPC, encode, pad_ids
 from secure_infer.mpc.tokenize import TextTokenizer
 from secure_infer.mpc.weights import random_weights, save_model_dir
@@ -21,6 +23,7 @@ from tests.servers import FakeLLM, LoopbackServer
 from tests.test_mpc import SPEC, VOCAB
 
 MPC_KEY = "sk-tenant-mpc-0123456789"
+HEAD_LABELS = ["clinical", "billing"]
 TEXTS = ["the patient was admitted with chest pain", "invoice is overdue"]
 
 
@@ -28,6 +31,8 @@ TEXTS = ["the patient was admitted with chest pain", "invoice is overdue"]
 def mpc_gateway(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Runtime, Path]]:
     model_dir = save_model_dir(tmp_path_factory.mktemp("mpc-model"), SPEC, random_weights(SPEC, seed=5), VOCAB)
     policies = tmp_path_factory.mktemp("mpc-policies")
+    torch.manual_seed(3)
+    save_head_file(policies / "head.safetensors", torch.randn(2, SPEC.hidden), torch.randn(2), HEAD_LABELS)
     (policies / "mpcembed.yaml").write_text(
         f"""\
 name: mpcembed
@@ -39,6 +44,7 @@ detectors:
 mpc:
   model: "{model_dir}"
   mode: plain
+  classifier: head.safetensors
   max_seq_len: 24
   timeout_s: 60
 """,
@@ -76,3 +82,24 @@ def test_mpc_domain_embeddings_with_openai_sdk(mpc_gateway: tuple[str, Runtime, 
         time.sleep(0.1)
     assert facts is not None and facts["backend"] == "mpc" and facts["mpc_mode"] == "plain"
     assert min(facts["mpc_bytes"]) > 0  # type: ignore[call-overload]
+
+
+def test_mpc_domain_classifies_through_the_gateway(mpc_gateway: tuple[str, Runtime, Path], fake_llm: FakeLLM) -> None:
+    """privgate's /v1/classifications: the head named beside the policy, computed by the two parties."""
+    url, _, model_dir = mpc_gateway
+    fake_llm.records.clear()
+    headers = {"Authorization": f"Bearer {MPC_KEY}"}
+    body = {"model": f"mpc/{model_dir.name}", "input": TEXTS}
+    reply = httpx.post(f"{url}/v1/classifications", json=body, headers=headers, timeout=120)
+    assert reply.status_code == 200, reply.text
+    data = reply.json()["data"]
+    assert [d["index"] for d in data] == [0, 1] and all(d["label"] in HEAD_LABELS for d in data)
+    assert all(abs(sum(d["scores"].values()) - 1.0) < 1e-4 for d in data)
+    assert not fake_llm.records
+
+
+def test_a_cloud_domain_never_forwards_classifications(gateway: LoopbackServer, records: FakeLLM) -> None:
+    body = {"model": "m", "input": "Jane Doe, born 1970-01-01"}
+    reply = httpx.post(f"{gateway.url}/v1/classifications", json=body, headers={"X-Privgate-Domain": "general"})
+    assert reply.status_code == 404 and "secure backends only" in reply.json()["error"]["message"]
+    assert not records.records

@@ -5,7 +5,13 @@
 
 from types import ModuleType
 
-from gateway.protocols import anthropic_messages, openai_chat, openai_embeddings, openai_responses
+from gateway.protocols import (
+    anthropic_messages,
+    openai_chat,
+    openai_embeddings,
+    openai_responses,
+    privgate_classifications,
+)
 
 ADAPTERS: dict[str, ModuleType] = {
     "/v1/chat/completions": openai_chat,
@@ -13,6 +19,7 @@ ADAPTERS: dict[str, ModuleType] = {
     "/v1/messages": anthropic_messages,
     "/v1/messages/count_tokens": anthropic_messages,  # the same body: it reaches the vendor too
     "/v1/embeddings": openai_embeddings,
+    "/v1/classifications": privgate_classifications,  # secure backends with a classifier head only
 }
 
 __all__ = ["ADAPTERS"]

@@ -39,14 +39,19 @@ class ClusterJob:
     threads: int = 1
     wiretap_dir: Path | None = None  # tests only: parties record what they receive
     fixed_masks: bool | None = None  # weight Beaver masks dealt once (fixed_mask.py); None: on in ditto mode
+    classifier: Path | None = None  # a classification head (classifier.py), held by party 1
 
 
 @dataclass
 class RequestResult:
-    embeddings: torch.Tensor  # (n, d) mean-pooled, revealed to party 0 only
+    output: torch.Tensor  # (n, d) mean-pooled embeddings, or (n, labels) logits: revealed to party 0 only
     rounds: list[int] = field(default_factory=list)  # per party
     bytes: list[int] = field(default_factory=list)  # per party, as CrypTen counts them (8 per ring element)
     seconds: float = 0.0
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        return self.output
 
 
 def _free_port() -> int:
@@ -63,6 +68,7 @@ class PartyCluster:
         self._lock = threading.Lock()
         self._logdir = tempfile.TemporaryDirectory(prefix="privgate-mpc-")
         self.hidden = 0
+        self.labels: list[str] | None = None  # the classifier's label names (public), if it has one
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -91,6 +97,7 @@ class PartyCluster:
             if rank == 1:  # only the model owner is told where the weights are
                 party_job["model_dir"] = str(self.job.model_dir)
                 party_job["checkpoint"] = str(self.job.checkpoint) if self.job.checkpoint else None
+                party_job["classifier"] = str(self.job.classifier) if self.job.classifier else None
             env = {**env_common, "RANK": str(rank), "PRIVGATE_MPC_JOB": json.dumps(party_job)}
             log = open(Path(self._logdir.name) / f"party{rank}.log", "wb")  # noqa: SIM115 - owned by the child
             self.procs.append(
@@ -109,6 +116,8 @@ class PartyCluster:
             for rank in (0, 1):
                 hello = self._wait(rank, self.job.startup_timeout_s)
                 self.hidden = int(hello["hidden"])
+                if rank == 0:
+                    self.labels = hello.get("labels")
         except BaseException:
             self.kill()
             raise
@@ -170,16 +179,23 @@ class PartyCluster:
         return [p.pid for p in self.procs]
 
     # --- requests --------------------------------------------------------------------------------------------
-    def run(self, ids: list[list[int]], timeout_s: float) -> RequestResult:
-        """Embed a batch of token-id lists: ids go to party 0 only, party 1 learns just the lengths."""
+    def run(self, ids: list[list[int]], timeout_s: float, op: str = "embed") -> RequestResult:
+        """Embed (or, `op="classify"`, classify) a batch of token-id lists.
+
+        The ids go to party 0 only; party 1 learns just the lengths.
+        """
+        if op not in ("embed", "classify"):
+            raise ValueError(f"unknown MPC operation {op!r}")
         lengths = [len(row) for row in ids]
         with self._lock:
             if not self.alive():
                 raise BackendError("MPC parties are not running")
+            if op == "classify" and self.labels is None:
+                raise BackendError("the MPC parties hold no classifier head")
             started = time.perf_counter()
             try:
-                self.conns[0].send({"op": "embed", "ids": ids, "lengths": lengths})
-                self.conns[1].send({"op": "embed", "lengths": lengths})
+                self.conns[0].send({"op": op, "ids": ids, "lengths": lengths})
+                self.conns[1].send({"op": op, "lengths": lengths})
                 replies = {rank: self._wait(rank, timeout_s) for rank in (0, 1)}
             except BackendError:
                 self.kill()
@@ -188,7 +204,7 @@ class PartyCluster:
                 self.kill()
                 raise BackendError("lost the connection to an MPC party") from exc
             return RequestResult(
-                embeddings=torch.tensor(replies[0]["embeddings"], dtype=torch.float32),
+                output=torch.tensor(replies[0]["output"], dtype=torch.float32),
                 rounds=[replies[r]["rounds"] for r in (0, 1)],
                 bytes=[replies[r]["bytes"] for r in (0, 1)],
                 seconds=time.perf_counter() - started,

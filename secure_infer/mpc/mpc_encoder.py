@@ -3,7 +3,9 @@
 Every activation stays secret-shared; only the pooled embedding is revealed, to party 0 alone. Sequence
 lengths (and so the padding mask) are public, as in MPCFormer and Ditto. Positions and token types are
 public indices, so their embedding rows are sliced from the shares locally; the word embedding is a one-hot
-(party 0) times table (party 1) product under MPC.
+(party 0) times table (party 1) product under MPC. In Ditto mode a `Calibration` replaces CrypTen's generic
+inverse square root (LayerNorm) and reciprocal (2Quad softmax) by short ones fitted to calibrated ranges
+(`inverse.py`). A classification head (`classify_shared`) runs on the same shares; only its logits are revealed.
 """
 
 from __future__ import annotations
@@ -13,21 +15,33 @@ from typing import Any
 
 import torch
 
+from secure_infer.mpc.calibrate import Calibration
+from secure_infer.mpc.classifier import HeadSpec
 from secure_infer.mpc.fixed_mask import FixedMaskWeight, fix_mask, fixed_matmul
+from secure_infer.mpc.inverse import InversePlan, inverse_shared
 from secure_infer.mpc.reference import QUAD_SHIFT, Approx
 from secure_infer.mpc.weights import EncoderSpec
 
-__all__ = ["share_weights", "encode_shared", "fix_weight_masks"]
+__all__ = [
+    "classify_shared",
+    "encode_hidden",
+    "encode_shared",
+    "fix_weight_masks",
+    "mean_pool",
+    "share_head",
+    "share_weights",
+]
 
 Shared = Any  # crypten.mpc.MPCTensor (CrypTen ships no type hints)
 SIGMOID_GELU = 1.702
 SOFTMAX_EXP_ITERS = 9  # (1 + x/512)^512: logits may sit ~90 below the row maximum in MiniLM
-# Public constants that move each LayerNorm's input variance into the range where 8 Newton iterations of
-# CrypTen's inv_sqrt converge (about 0.002 to 130), measured on MiniLM and its distilled Ditto model.
+# Plain mode: public constants that move each LayerNorm's input variance into the range where 8 Newton
+# iterations of CrypTen's inv_sqrt converge (about 0.002 to 130), measured on MiniLM. (Ditto mode calibrates.)
 EMBED_VAR_SCALE = 16.0  # embedding sums: 0.002 to 0.03
 ATTN_VAR_SCALE = 1.0  # after attention: 0.14 to 1
 FFN_VAR_SCALE = 1.0 / 32  # after the feed-forward block: 0.4 to 130 (MiniLM), 1 to 2300 (quadratic GeLU)
 LN_NR_ITERS = 8
+HEAD_NORM_SCALE = 1.0 / 16  # MiniLM's pooled embeddings have squared norms of about 7 to 51
 
 
 def share_weights(
@@ -89,13 +103,20 @@ def _shapes(spec: EncoderSpec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _layer_norm(crypten: Any, x: Shared, w: Shared, b: Shared, var_scale: float) -> Shared:
+def _layer_norm(
+    crypten: Any, x: Shared, w: Shared, b: Shared, var_scale: float, plan: InversePlan | None = None
+) -> Shared:
     """LayerNorm with CrypTen's Newton inverse square root, run where it converges.
 
     `var_scale` is a public constant that moves the variance into that range: 1/sqrt(v) = sqrt(s)/sqrt(s*v).
+    With a calibrated `plan` (Ditto mode) the short inverse square root of `inverse.py` is used instead.
     """
     mu = x.mean(-1, keepdim=True)
     centred = x - mu
+    if plan is not None:
+        # (c sqrt(s)) / sqrt(mean((c sqrt(s))^2)) = c / sqrt(var): scaling c first keeps small variances precise
+        scaled = centred.mul(math.sqrt(plan.scale))
+        return scaled * inverse_shared(crypten, scaled.square().mean(-1, keepdim=True), plan) * w + b
     var = centred.square().mean(-1, keepdim=True).mul(var_scale)
     with crypten.cfg.temp_override({"functions.sqrt_nr_iters": LN_NR_ITERS}):
         inv = var.inv_sqrt().mul(math.sqrt(var_scale))
@@ -110,7 +131,14 @@ def _gelu(x: Shared, approx: Approx) -> Shared:
     return x * x.mul(SIGMOID_GELU).sigmoid()
 
 
-def _softmax(crypten: Any, scores: Shared, key_mask: torch.Tensor, approx: Approx) -> Shared:
+def _softmax(
+    crypten: Any, scores: Shared, key_mask: torch.Tensor, approx: Approx, plan: InversePlan | None = None
+) -> Shared:
+    if approx.softmax == "2quad" and plan is not None:
+        # the sum, normalised by each row's public length, is calibrated: 1/x by the short reciprocal
+        lengths = key_mask.sum(-1, keepdim=True)
+        num = (scores + QUAD_SHIFT).square().mul(key_mask * (plan.scale / QUAD_SHIFT**2) / lengths)
+        return num * inverse_shared(crypten, num.sum(-1, keepdim=True), plan)
     if approx.softmax == "2quad":
         width = key_mask.shape[-1]
         num = (scores + QUAD_SHIFT).square().mul(key_mask / (width * QUAD_SHIFT**2))
@@ -124,15 +152,53 @@ def _softmax(crypten: Any, scores: Shared, key_mask: torch.Tensor, approx: Appro
 
 
 def encode_shared(
-    crypten: Any, spec: EncoderSpec, w: dict[str, Any], onehot: Shared, mask: torch.Tensor, approx: Approx
+    crypten: Any,
+    spec: EncoderSpec,
+    w: dict[str, Any],
+    onehot: Shared,
+    mask: torch.Tensor,
+    approx: Approx,
+    calibration: Calibration | None = None,
 ) -> Shared:
     """Mean-pooled (n, d) embeddings, still shared. `onehot` is the shared (n, L, V) input; `mask` is public."""
+    return mean_pool(encode_hidden(crypten, spec, w, onehot, mask, approx, calibration), mask)
+
+
+def mean_pool(x: Shared, mask: torch.Tensor) -> Shared:
+    """Mean over the real tokens of shared (n, L, d) states; the lengths are public."""
+    n, d = mask.shape[0], x.size(-1)
+    inv_len = (1.0 / mask.sum(1, keepdim=True)).expand(n, d)
+    return x.mul(mask[..., None]).sum(1).mul(inv_len)
+
+
+def encode_hidden(
+    crypten: Any,
+    spec: EncoderSpec,
+    w: dict[str, Any],
+    onehot: Shared,
+    mask: torch.Tensor,
+    approx: Approx,
+    calibration: Calibration | None = None,
+) -> Shared:
+    """The last layer's (n, L, d) hidden states, still shared.
+
+    A `calibration` (Ditto mode, `calibrate.calibrate`) selects the short inverse square root and reciprocal.
+    """
+    plans: list[InversePlan | None] = [None] * (2 * spec.layers + 1)
+    softmax_plans: list[InversePlan | None] = [None] * spec.layers
+    if calibration is not None:
+        if len(calibration.layer_norm) != len(plans) or len(calibration.softmax) not in (0, spec.layers):
+            raise ValueError("the calibration does not match the model's layers")
+        plans = list(calibration.layer_norm)
+        softmax_plans = list(calibration.softmax) or softmax_plans
     n, length = mask.shape
     d, h = spec.hidden, spec.heads
     hd = d // h
     x = _matmul(crypten, onehot, w["embeddings.word_embeddings.weight"])
     x = x + w["embeddings.position_embeddings.weight"][:length] + w["embeddings.token_type_embeddings.weight"][0]
-    x = _layer_norm(crypten, x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], EMBED_VAR_SCALE)
+    x = _layer_norm(
+        crypten, x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], EMBED_VAR_SCALE, plans[0]
+    )
     key_mask = mask[:, None, None, :]
     for i in range(spec.layers):
         p = f"encoder.layer.{i}."
@@ -146,7 +212,7 @@ def encode_shared(
         q = heads(lin(x, "attention.self.query")).mul(1.0 / math.sqrt(hd))
         k = heads(lin(x, "attention.self.key"))
         v = heads(lin(x, "attention.self.value"))
-        probs = _softmax(crypten, q.matmul(k.transpose(-1, -2)), key_mask, approx)
+        probs = _softmax(crypten, q.matmul(k.transpose(-1, -2)), key_mask, approx, softmax_plans[i])
         ctx = probs.matmul(v).transpose(1, 2).reshape(n, length, d)
         x = _layer_norm(
             crypten,
@@ -154,10 +220,46 @@ def encode_shared(
             w[f"{p}attention.output.LayerNorm.weight"],
             w[f"{p}attention.output.LayerNorm.bias"],
             ATTN_VAR_SCALE,
+            plans[1 + 2 * i],
         )
         ff = lin(_gelu(lin(x, "intermediate.dense"), approx), "output.dense")
         x = _layer_norm(
-            crypten, ff + x, w[f"{p}output.LayerNorm.weight"], w[f"{p}output.LayerNorm.bias"], FFN_VAR_SCALE
+            crypten,
+            ff + x,
+            w[f"{p}output.LayerNorm.weight"],
+            w[f"{p}output.LayerNorm.bias"],
+            FFN_VAR_SCALE,
+            plans[2 + 2 * i],
         )
-    inv_len = (1.0 / mask.sum(1, keepdim=True)).expand(n, d)
-    return x.mul(mask[..., None]).sum(1).mul(inv_len)
+    return x
+
+
+def share_head(crypten: Any, head: HeadSpec, state: dict[str, torch.Tensor] | None, src: int = 1) -> dict[str, Shared]:
+    """Secret-share the classifier (and pooler) from party 1; matrices pre-transposed to (in, out)."""
+    d, c = head.hidden, len(head.labels)
+    shapes: dict[str, tuple[int, ...]] = {"classifier.weight": (d, c), "classifier.bias": (c,)}
+    if head.pooler:
+        shapes |= {"pooler.weight": (d, d), "pooler.bias": (d,)}
+    shared: dict[str, Shared] = {}
+    for name, shape in shapes.items():
+        if state is not None:
+            tensor = state[name].T.contiguous() if name.endswith("weight") else state[name]
+            if tuple(tensor.shape) != shape:
+                raise ValueError(f"head weight {name} has shape {tuple(tensor.shape)}, expected {shape}")
+        else:
+            tensor = torch.empty(shape)
+        shared[name] = crypten.cryptensor(tensor, src=src)
+    return shared
+
+
+def classify_shared(crypten: Any, head: HeadSpec, hw: dict[str, Shared], hidden: Shared, mask: torch.Tensor) -> Shared:
+    """(n, labels) logits, still shared, from the encoder's shared (n, L, d) last hidden states."""
+    pooled = hidden[:, 0] if head.pooling == "cls" else mean_pool(hidden, mask)
+    if head.pooler:
+        pooled = (pooled.matmul(hw["pooler.weight"]) + hw["pooler.bias"]).tanh()
+    if head.normalize:
+        # 1/||v|| by Newton over a public scale: sentence-embedding norms squared sit within about 1..2000
+        norm2 = pooled.square().sum(-1, keepdim=True).mul(HEAD_NORM_SCALE)
+        with crypten.cfg.temp_override({"functions.sqrt_nr_iters": LN_NR_ITERS}):
+            pooled = pooled * norm2.inv_sqrt().mul(math.sqrt(HEAD_NORM_SCALE))
+    return pooled.matmul(hw["classifier.weight"]) + hw["classifier.bias"]

@@ -1,8 +1,9 @@
 """One MPC party as its own OS process: `python -m secure_infer.mpc.party` (rank from the environment).
 
-Rank 0 is the data owner (gets token ids from the gateway, gets the pooled embedding back), rank 1 the
-model owner (loads the weights, shares them once at start-up), rank 2 CrypTen's trusted third party that
-deals Beaver triples. Parties 0 and 1 take requests from the gateway over an authenticated loopback
+Rank 0 is the data owner (gets token ids from the gateway, gets the pooled embedding or a classifier's
+logits back), rank 1 the model owner (loads the weights and any classification head, shares them once at
+start-up, and in Ditto mode calibrates the short inverse functions), rank 2 CrypTen's trusted third party
+that deals Beaver triples. Parties 0 and 1 take requests from the gateway over an authenticated loopback
 connection; the MPC itself runs over torch.distributed (gloo) on loopback TCP.
 """
 
@@ -18,9 +19,18 @@ from typing import Any
 
 import torch
 
+from secure_infer.mpc.calibrate import Calibration, calibrate
+from secure_infer.mpc.classifier import HeadSpec, load_head
 from secure_infer.mpc.compat import import_crypten
 from secure_infer.mpc.fixed_mask import run_dealer
-from secure_infer.mpc.mpc_encoder import encode_shared, fix_weight_masks, share_weights
+from secure_infer.mpc.mpc_encoder import (
+    classify_shared,
+    encode_hidden,
+    fix_weight_masks,
+    mean_pool,
+    share_head,
+    share_weights,
+)
 from secure_infer.mpc.reference import DITTO, PLAIN_MPC, Approx, pad_ids
 from secure_infer.mpc.weights import EncoderSpec, load_weights
 from secure_infer.mpc.wiretap import WireTap
@@ -43,15 +53,31 @@ def _serve(crypten: Any, rank: int, conn: Connection, job: dict[str, Any], tap: 
     if rank == MODEL_OWNER:
         checkpoint = Path(job["checkpoint"]) if job.get("checkpoint") else None
         spec, state = load_weights(Path(job["model_dir"]), checkpoint)
-        comm.broadcast_obj(spec.as_dict(), MODEL_OWNER)  # the public architecture, never weights
+        head, head_state = load_head(job["classifier"]) if job.get("classifier") else (None, None)
+        # Ditto mode: the short 1/sqrt and 1/x need each LayerNorm's and softmax's range (public constants)
+        calibration = calibrate(state, spec, Path(job["model_dir"]), DITTO) if job["mode"] == "ditto" else None
+        public = {
+            "spec": spec.as_dict(),
+            "head": head.as_dict() if head else None,
+            "calibration": calibration.as_dict() if calibration is not None else None,
+        }
+        comm.broadcast_obj(public, MODEL_OWNER)  # architecture, label names, calibrated ranges: never weights
     else:
-        spec, state = EncoderSpec(**comm.broadcast_obj(None, MODEL_OWNER)), None
+        public = comm.broadcast_obj(None, MODEL_OWNER)
+        spec, state = EncoderSpec(**public["spec"]), None
+        head = HeadSpec.from_dict(public["head"]) if public["head"] else None
+        head_state = None
+        calibration = Calibration.from_dict(public["calibration"]) if public["calibration"] else None
+    if head is not None and head.hidden != spec.hidden:
+        raise ValueError(f"the classifier head expects width {head.hidden}, the encoder gives {spec.hidden}")
     weights: dict[str, Any] = share_weights(crypten, spec, state)
-    del state
+    head_weights = share_head(crypten, head, head_state) if head is not None else None
+    del state, head_state
     if job.get("fixed_masks"):
         weights = fix_weight_masks(crypten, weights)
     approx: Approx = DITTO if job["mode"] == "ditto" else PLAIN_MPC
-    conn.send({"ready": True, "hidden": spec.hidden, "max_positions": spec.max_positions})
+    labels = list(head.labels) if head is not None else None
+    conn.send({"ready": True, "hidden": spec.hidden, "max_positions": spec.max_positions, "labels": labels})
     while True:
         msg = conn.recv()
         if msg["op"] == "stop":
@@ -71,7 +97,12 @@ def _serve(crypten: Any, rank: int, conn: Connection, job: dict[str, Any], tap: 
             onehot = torch.empty(len(lengths), max(lengths), spec.vocab_size)
         crypten.reset_communication_stats()
         shared_in = crypten.cryptensor(onehot, src=DATA_OWNER)
-        pooled = encode_shared(crypten, spec, weights, shared_in, mask, approx).get_plain_text(dst=DATA_OWNER)
+        hidden = encode_hidden(crypten, spec, weights, shared_in, mask, approx, calibration)
+        if msg["op"] == "classify" and head is not None and head_weights is not None:
+            out = classify_shared(crypten, head, head_weights, hidden, mask)
+        else:
+            out = mean_pool(hidden, mask)
+        revealed = out.get_plain_text(dst=DATA_OWNER)  # logits or the pooled embedding, to party 0 only
         stats = comm.get_communication_stats()
         reply: dict[str, Any] = {
             "ok": True,
@@ -80,7 +111,7 @@ def _serve(crypten: Any, rank: int, conn: Connection, job: dict[str, Any], tap: 
             "seconds": time.perf_counter() - started,
         }
         if rank == DATA_OWNER:
-            reply["embeddings"] = pooled.float().tolist()  # plain lists: no shared-memory handles
+            reply["output"] = revealed.float().tolist()  # plain lists: no shared-memory handles
         conn.send(reply)
 
 

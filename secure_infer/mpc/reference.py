@@ -75,9 +75,13 @@ def _gelu(x: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.nn.functional.gelu(x)
 
 
-def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
+def _layer_norm(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float, variances: list[torch.Tensor] | None = None
+) -> torch.Tensor:
     mu = x.mean(-1, keepdim=True)
     var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    if variances is not None:
+        variances.append(var.detach()[..., 0])
     return (x - mu) / torch.sqrt(var + eps) * w + b
 
 
@@ -88,10 +92,14 @@ def encode(
     mask: torch.Tensor,
     approx: Approx = EXACT,
     attention: list[torch.Tensor] | None = None,
+    variances: list[torch.Tensor] | None = None,
+    denominators: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Mean-pooled (n, d) embeddings (not normalised) and every layer's hidden states (for distillation).
 
-    A list passed as `attention` receives each layer's (n, heads, L, L) attention probabilities.
+    A list passed as `attention` receives each layer's (n, heads, L, L) attention probabilities, one passed
+    as `variances` each LayerNorm's (n, L) input variances, in order, and one passed as `denominators` each
+    2Quad softmax's (n, heads, L) sums, as the MPC encoder normalises them (for `calibrate`).
     """
     n, length = ids.shape
     d, h = spec.hidden, spec.heads
@@ -101,7 +109,7 @@ def encode(
         + state["embeddings.position_embeddings.weight"][:length]
         + state["embeddings.token_type_embeddings.weight"][0]
     )
-    x = _layer_norm(x, state["embeddings.LayerNorm.weight"], state["embeddings.LayerNorm.bias"], spec.eps)
+    x = _layer_norm(x, state["embeddings.LayerNorm.weight"], state["embeddings.LayerNorm.bias"], spec.eps, variances)
     hidden = [x]
     key_mask = mask[:, None, None, :]
     for i in range(spec.layers):
@@ -117,6 +125,9 @@ def encode(
         scores = q @ k.transpose(-1, -2) / math.sqrt(hd)
         if approx.softmax == "2quad":
             probs = two_quad_softmax(scores, key_mask)
+            if denominators is not None:
+                sums = ((scores + QUAD_SHIFT) ** 2 * key_mask).sum(-1)
+                denominators.append(sums.detach() / (mask.sum(-1)[:, None, None] * QUAD_SHIFT**2))
         else:
             probs = torch.softmax(scores + (1.0 - key_mask) * -1e4, dim=-1)
         if attention is not None:
@@ -127,9 +138,12 @@ def encode(
             state[f"{p}attention.output.LayerNorm.weight"],
             state[f"{p}attention.output.LayerNorm.bias"],
             spec.eps,
+            variances,
         )
         ff = lin(_gelu(lin(x, "intermediate.dense"), approx.gelu), "output.dense")
-        x = _layer_norm(ff + x, state[f"{p}output.LayerNorm.weight"], state[f"{p}output.LayerNorm.bias"], spec.eps)
+        x = _layer_norm(
+            ff + x, state[f"{p}output.LayerNorm.weight"], state[f"{p}output.LayerNorm.bias"], spec.eps, variances
+        )
         hidden.append(x)
     pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
     return pooled, hidden
