@@ -16,6 +16,7 @@ from gateway.secure import secure_upstream
 from gateway.settings import Settings, TenantKey
 from gateway.upstream import Upstream, build_upstreams
 from policies import Policy, load_policies
+from policies.schema import Action
 from rewriters.detect import DetectionEngine
 from rewriters.detectors.base import DetectorError
 from rewriters.detectors.presidio import AnalyzerCache
@@ -105,9 +106,10 @@ class Runtime:
 
 
 def load_dampers(policies: dict[str, Policy]) -> dict[str, DamperCandidates]:
-    """The DAMPER rewriter of each policy with a `damper:` section; one model per artifact, loaded now so a
-    missing, corrupt or foreign artifact stops start-up instead of failing requests."""
-    wanted = {name: p.damper for name, p in policies.items() if p.damper is not None}
+    """The DAMPER rewriter of each policy with a `damper:` section. Every named artifact is verified now, so a
+    missing, corrupt or foreign one stops start-up; the model is loaded only for a policy that has a
+    `dp_rewrite` label the artifact serves (one model per artifact and settings)."""
+    wanted = {name: p for name, p in policies.items() if p.damper is not None}
     if not wanted:
         return {}
     from rewriters.damper.artifact import DamperArtifact
@@ -116,11 +118,15 @@ def load_dampers(policies: dict[str, Policy]) -> dict[str, DamperCandidates]:
 
     loaded: dict[tuple[str, int, int, float], DamperCandidates] = {}
     out = {}
-    for name, config in wanted.items():
-        key = (config.artifact, config.candidates, config.max_new_tokens, config.timeout_s)
-        if key not in loaded:
-            try:
-                artifact = DamperArtifact.load(config.artifact)
+    for name, policy in wanted.items():
+        config = policy.damper
+        assert config is not None
+        try:
+            artifact = DamperArtifact.load(config.artifact)
+            if not any(policy.action_for(label) is Action.DP_REWRITE for label in artifact.labels):
+                continue
+            key = (config.artifact, config.candidates, config.max_new_tokens, config.timeout_s)
+            if key not in loaded:
                 loaded[key] = DamperCandidates.from_artifact(
                     artifact,
                     load_embedder("all-MiniLM-L6-v2"),
@@ -128,8 +134,8 @@ def load_dampers(policies: dict[str, Policy]) -> dict[str, DamperCandidates]:
                     config.max_new_tokens,
                     config.timeout_s,
                 )
-            except (DetectorError, EmbedderError) as exc:
-                raise StartupError(f"domain {name!r}: {exc}") from exc
+        except (DetectorError, EmbedderError) as exc:
+            raise StartupError(f"domain {name!r}: {exc}") from exc
         out[name] = loaded[key]
     return out
 

@@ -83,6 +83,13 @@ def test_clean_keeps_phrases_and_drops_sentences() -> None:
     assert clean("") is None and clean("bad \ufffd bytes") is None
 
 
+def test_a_strict_rewriter_never_sees_the_value() -> None:
+    item = ITEMS[0]
+    shown = "\n".join(m["content"] for m in messages(item, sees_span=False))
+    assert item.value not in shown and "[CONDITION]" in shown and "last spring" in shown
+    assert item.value in messages(item)[-1]["content"]
+
+
 def test_pairs_choose_the_candidate_the_prototypes_score_best(judge: PrototypeJudge) -> None:
     item = ITEMS[0]
     answers = [TAUGHT, item.value, "Here's a possible rewording: the patient", "stage III breast carcinoma"]

@@ -25,7 +25,10 @@ from rewriters.damper.pairs import Pair, build_pairs, read_rows, span_items
 from rewriters.damper.rewriter import SpanRewriter
 from rewriters.damper.scoring import PrototypeJudge, ScoringConfig
 
-VOCABULARY_UTILITY = 0.3  # a chosen phrase joins the public vocabulary if it repeats nothing and still means this much
+# A chosen phrase joins the public vocabulary if it repeats nothing of its original and is this close to its
+# label's centroid: the base model's noise ("un détour de légion") wins pairs by being far from every
+# prototype, and must not become a candidate for everyone.
+VOCABULARY_ON_CATEGORY = 0.55
 
 
 @dataclass(frozen=True)
@@ -117,12 +120,12 @@ def train_dpo(
 
 
 def vocabulary_of(pairs: Sequence[Pair], judge: PrototypeJudge) -> dict[str, list[str]]:
-    """Chosen phrases that repeat none of their original's words and keep some meaning, per label: a public
-    candidate set (made from the shipped synthetic examples, never from user text)."""
+    """Chosen phrases that repeat none of their original's words and stay on their label's meaning, per label:
+    a public candidate set (made from the shipped synthetic examples, never from user text)."""
     by_label: dict[str, dict[str, None]] = {}
     for pair in pairs:
         verdict = judge.judge(pair.item, [pair.chosen])[0]
-        if verdict is not None and verdict.leak == 0 and verdict.utility >= VOCABULARY_UTILITY:
+        if verdict is not None and verdict.leak == 0 and verdict.on_category >= VOCABULARY_ON_CATEGORY:
             by_label.setdefault(pair.item.label, {})[pair.chosen] = None
     return {label: sorted(phrases) for label, phrases in sorted(by_label.items())}
 
