@@ -51,6 +51,10 @@ _SPELLED_DATE = re.compile(
 _COMMON_HANZI = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红"
 
 
+def _given_gender(token: str) -> str | None:
+    return gender_of(token) or gender_of(token.split("-")[0])
+
+
 def _is_cjk(value: str) -> bool:
     return bool(_CJK.search(value))
 
@@ -257,7 +261,8 @@ class SurrogateFactory:
             return str(faker.last_name())
         middle = [faker.first_name() for _ in tokens[1:-1]]
         # the same gender as the original's given name, so the model's pronouns still fit the person
-        gender = next((g for t in tokens[:-1] if (g := gender_of(t.split("-")[0].rstrip(".")))), None)
+        # a compound name first ("Jean-Pierre" is male where "Jean" alone is not), then its first part
+        gender = next((g for t in tokens[:-1] if (g := _given_gender(t.rstrip(".")))), None)
         first = faker.first_name_female() if gender == "female" else faker.first_name_male() if gender else None
         return " ".join([first or faker.first_name(), *middle, faker.last_name()])
 
