@@ -68,17 +68,23 @@ class DamperCandidates:
     def candidate_sets(self, items: Sequence[SpanItem]) -> list[tuple[list[str], list[float]]]:
         """Per item: candidates (never the original) and their utilities; one generate call for all items.
         Raises whatever the rewriter raises: the caller applies the policy's fallback."""
-        proposals = self.rewriter.propose(items, self.k)
+        return self._scored(items, self.rewriter.propose(items, self.k))
+
+    def vocabulary_only(self, items: Sequence[SpanItem]) -> list[tuple[list[str], list[float]]]:
+        """The same sets without the rewriter's samples (the benchmark's vocabulary-only baseline)."""
+        return self._scored(items, [[] for _ in items])
+
+    def _scored(self, items: Sequence[SpanItem], proposals: list[list[str]]) -> list[tuple[list[str], list[float]]]:
         sampled = [p for proposed in proposals for p in proposed]
-        sampled_vectors = self.embedder.embed([i.value for i in items] + sampled)
-        originals, sampled_vectors = sampled_vectors[: len(items)], sampled_vectors[len(items) :]
+        vectors = self.embedder.embed([i.value for i in items] + sampled)
+        originals, sampled_vectors = vectors[: len(items)], vectors[len(items) :]
         out, offset = [], 0
         for item, proposed, original in zip(items, proposals, originals, strict=True):
-            phrases, vectors = self._vocabulary_of(item.label)
+            phrases, vocabulary_vectors = self._vocabulary_of(item.label)
             own = sampled_vectors[offset : offset + len(proposed)]
             offset += len(proposed)
             candidates: dict[str, float] = {}
-            for phrase, vector in zip([*proposed, *phrases], np.vstack([own, vectors]), strict=True):
+            for phrase, vector in zip([*proposed, *phrases], np.vstack([own, vocabulary_vectors]), strict=True):
                 if phrase.casefold() != item.value.casefold():
                     candidates.setdefault(phrase, float(np.clip(vector @ original, 0.0, 1.0)))
             out.append((list(candidates), list(candidates.values())))
