@@ -27,7 +27,7 @@ from typing import Protocol
 
 import regex
 
-from rewriters.text import WORD_CHAR, is_word_char
+from rewriters.text import WORD_CHAR, any_of
 
 
 class FragmentStream(Protocol):
@@ -107,18 +107,8 @@ def _body(value: str, syntax: _Syntax, capture: bool = False) -> str:
 
 
 def _automaton(values: list[str], syntax: _Syntax) -> regex.Pattern[str] | None:
-    """Like `rewriters.text.any_of`, over the line-breakable forms of the values."""
-    if not values:
-        return None
-    groups: dict[tuple[bool, bool], list[str]] = {}
-    for value in sorted(values, key=len, reverse=True):
-        groups.setdefault((is_word_char(value[0]), is_word_char(value[-1])), []).append(value)
-    branches = []
-    for (head, tail), members in sorted(groups.items(), reverse=True):
-        body = "|".join(_body(v, syntax) for v in members)
-        branches.append((syntax.head if head else "") + f"(?:{body})" + (rf"(?!{WORD_CHAR})" if tail else ""))
-    first = "".join(sorted({regex.escape(v[0]) for v in values}))
-    return regex.compile(f"(?=[{first}])(?:" + "|".join(branches) + ")", regex.V1)
+    """`rewriters.text.any_of` over the line-breakable forms of the values."""
+    return any_of(values, body=lambda v: _body(v, syntax), head=syntax.head)
 
 
 def _words(text: str, syntax: _Syntax) -> tuple[str, ...]:

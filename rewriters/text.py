@@ -11,6 +11,8 @@ where the equivalent `re` character class costs ~2 ms per use, and these regexes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import regex
 
 # A character that continues a spaced word: a word character of a script that uses spaces.
@@ -25,19 +27,26 @@ def is_word_char(ch: str) -> bool:
     return bool(_WORD_CHAR.match(ch))
 
 
-def any_of(values: list[str] | set[str]) -> regex.Pattern[str] | None:
+def any_of(
+    values: list[str] | set[str],
+    body: Callable[[str], str] = regex.escape,
+    head: str = rf"(?<!{WORD_CHAR})",
+) -> regex.Pattern[str] | None:
     """One regex for many values, longest first, each word-bounded where it starts or ends inside a
     spaced word; fast-rejects by first character. Values are grouped by the edges that need a
-    boundary, so each boundary class appears once per group rather than once per value."""
+    boundary, so each boundary class appears once per group rather than once per value.
+
+    `body` writes one value's pattern (default: the value itself) and `head` is the boundary before a
+    value that starts inside a word (the restorer widens both for answers that break lines)."""
     if not values:
         return None
     groups: dict[tuple[bool, bool], list[str]] = {}
     for value in sorted(values, key=len, reverse=True):
         groups.setdefault((is_word_char(value[0]), is_word_char(value[-1])), []).append(value)
     branches = []
-    for (head, tail), members in sorted(groups.items(), reverse=True):
-        body = "|".join(regex.escape(v) for v in members)
-        branches.append((rf"(?<!{WORD_CHAR})" if head else "") + f"(?:{body})" + (rf"(?!{WORD_CHAR})" if tail else ""))
+    for (starts_word, ends_word), members in sorted(groups.items(), reverse=True):
+        pattern = "|".join(body(v) for v in members)
+        branches.append((head if starts_word else "") + f"(?:{pattern})" + (rf"(?!{WORD_CHAR})" if ends_word else ""))
     first = "".join(sorted({regex.escape(v[0]) for v in values}))
     return regex.compile(f"(?=[{first}])(?:" + "|".join(branches) + ")", regex.V1)
 
