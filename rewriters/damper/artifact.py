@@ -12,7 +12,6 @@ Loading checks every checksum and the base model's hash, so a corrupt or foreign
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from rewriters.damper.model import BaseModelError, base_model_sha256, load_base,
 from rewriters.damper.prompt import PROMPT_VERSION
 from rewriters.damper.rewriter import SpanRewriter
 from rewriters.detectors.base import DetectorError
+from rewriters.digest import sha256_file
 
 FORMAT = "privgate-damper/1"
 
@@ -30,21 +30,13 @@ class DamperArtifactError(DetectorError):
     """A DAMPER artifact is missing, corrupt, or made for other base weights."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file() and p.name != "meta.json")
 
 
 def seal(directory: Path, meta: dict[str, Any]) -> None:
     """Write meta.json with the checksum of every file already in `directory`."""
-    files = {str(p.relative_to(directory)): _sha256(p) for p in _files(directory)}
+    files = {str(p.relative_to(directory)): sha256_file(p) for p in _files(directory)}
     record = {"format": FORMAT, "prompt_version": PROMPT_VERSION, **meta, "files": files}
     (directory / "meta.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -80,7 +72,7 @@ class DamperArtifact:
         expected = meta.get("files") or {}
         for name, digest in expected.items():
             path = root / name
-            if not path.is_file() or _sha256(path) != digest:
+            if not path.is_file() or sha256_file(path) != digest:
                 raise DamperArtifactError(f"DAMPER artifact {root}: {name} is missing or corrupt (checksum)")
         if "adapter/adapter_model.safetensors" not in expected or "vocabulary.json" not in expected:
             raise DamperArtifactError(f"DAMPER artifact {root}: adapter or vocabulary missing")

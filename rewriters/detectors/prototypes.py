@@ -16,7 +16,6 @@ pins the embedding model's fingerprint; a missing, corrupt or mismatched artifac
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -33,6 +32,7 @@ import regex
 from threadpoolctl import threadpool_limits
 
 from rewriters.detectors.base import DetectorError
+from rewriters.digest import sha256_file
 from rewriters.embedding import Embedder
 from rewriters.spans import Span
 
@@ -320,7 +320,7 @@ class PrototypeModel:
         meta = {
             **self.meta,
             "format": ARTIFACT_FORMAT,
-            "sha256": {name: _sha256(directory / name) for name in _FILES},
+            "sha256": {name: sha256_file(directory / name) for name in _FILES},
         }
         (directory / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
         return directory
@@ -338,7 +338,7 @@ class PrototypeModel:
             for name in _FILES:
                 if not (directory / name).is_file():
                     raise PrototypeArtifactError(f"{where}: {name} is missing")
-                if _sha256(directory / name) != meta["sha256"][name]:
+                if sha256_file(directory / name) != meta["sha256"][name]:
                     raise PrototypeArtifactError(f"{where}: {name} does not match its checksum (corrupt)")
             with np.load(directory / "head.npz") as head:
                 weights = {k: np.asarray(head[k], dtype=np.float32) for k in ("w1", "b1", "w2", "b2")}
@@ -353,10 +353,6 @@ class PrototypeModel:
         if len(labels) != len(prototypes) or weights["w2"].shape[1] != prototypes.shape[1]:
             raise PrototypeArtifactError(f"{where}: prototypes and projection head do not fit together")
         return cls(weights, prototypes, labels, thresholds, meta)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class PrototypeDetector:

@@ -8,7 +8,6 @@ of the high-risk and secure sentences, bound to the store id as associated data)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from rewriters.digest import sha256_file
 from rewriters.embedding import Embedder, Vectors
 
 FORMAT_VERSION = 1
@@ -66,14 +66,6 @@ def derive_key(secret: bytes, purpose: str = "store") -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"privgate-ppvd-" + purpose.encode()).derive(
         secret
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_index(vectors: Vectors, hnsw_threshold: int = HNSW_THRESHOLD) -> tuple[faiss.Index, str]:
@@ -124,7 +116,7 @@ def write_store(
             sentences=len(vectors),
             index_kind=kind,
             created=time.time(),
-            sha256={name: _sha256(work / name) for name in (INDEX, TEXTS)},
+            sha256={name: sha256_file(work / name) for name in (INDEX, TEXTS)},
         )
         (work / META).write_text(json.dumps(asdict(meta), indent=2) + "\n", encoding="utf-8")
         if out.exists():
@@ -163,7 +155,7 @@ def read_store(directory: Path, key: bytes, embedder: Embedder) -> tuple[StoreMe
         path = directory / name
         if not path.is_file():
             raise PpvdStoreError(f"PPVD store {directory} is missing {name}")
-        if _sha256(path) != meta.sha256.get(name):
+        if sha256_file(path) != meta.sha256.get(name):
             raise PpvdStoreError(f"PPVD store {directory}: {name} is corrupt (checksum differs)")
     blob = (directory / TEXTS).read_bytes()
     try:
