@@ -19,11 +19,10 @@ from secure_infer.mpc.corpus import default_corpus
 from secure_infer.mpc.inverse import TOLERANCE, InversePlan, Power, plan_for_range
 from secure_infer.mpc.reference import Approx, encode, pad_ids
 from secure_infer.mpc.tokenize import TextTokenizer
-from secure_infer.mpc.weights import EncoderSpec
+from secure_infer.mpc.weights import EncoderSpec, State
 
 __all__ = ["Calibration", "calibrate", "calibration_ids", "measure_ranges"]
 
-State = dict[str, torch.Tensor]
 Range = tuple[float, float]
 TOLERANCES = (TOLERANCE, 3e-3, 1e-2)  # relative error of 1/sqrt(x) or 1/x: the first one the range allows
 

@@ -24,6 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from secure_infer.backend import BackendError
+from secure_infer.mpc.weights import State
 
 __all__ = [
     "HeadSpec",
@@ -33,7 +34,6 @@ __all__ = [
     "save_head_file",
 ]
 
-State = dict[str, torch.Tensor]
 _POOLER = ("pooler.dense.weight", "bert.pooler.dense.weight")
 
 

@@ -20,12 +20,11 @@ from safetensors.torch import save_file
 
 from secure_infer.mpc.reference import DITTO, EXACT, encode, pad_ids
 from secure_infer.mpc.tokenize import TextTokenizer
-from secure_infer.mpc.weights import EncoderSpec, load_weights
+from secure_infer.mpc.weights import EncoderSpec, State, load_weights
 
 __all__ = ["RECIPE", "DistillReport", "RecipeReport", "Stage", "StageReport", "distill", "embed_plain", "run_recipe"]
 
 FROZEN = ("embeddings.word_embeddings.weight",)
-State = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from secure_infer.mpc.weights import EncoderSpec
+from secure_infer.mpc.weights import EncoderSpec, State
 
 __all__ = [
     "EXACT",
@@ -26,7 +26,6 @@ __all__ = [
     "pad_ids",
 ]
 
-State = dict[str, torch.Tensor]
 QUAD_SHIFT = 5.0  # MPCFormer's 2Quad: (x + c)^2 with c = 5
 
 
