@@ -1,0 +1,164 @@
+"""Postal addresses in any of the layouts people paste: one line, comma-separated, or a block of lines.
+
+The policy's patterns find a street line in a language they know ("42 rue de la Paix, 75002 Paris").
+This detector reads the structure instead, so it also finds addresses from other countries and the
+lines around the street:
+
+    6750 Koskikatu 25 Apt. 864          street: a house number and capitalised words
+    Artilleros                          place line (no evidence of its own)
+    , CO                                state
+    Uruguay 64677                       country and postcode: evidence
+
+An address starts at a street line (or a unit line such as "PSC 3294, Box 9168") and takes every
+unit and place line that follows it, split by commas or line breaks; trailing place lines without
+evidence (a postcode, a state code, a known place, an all-capital name) are dropped. A street line
+with a street type ("Road", "Rua", "-katu", "-vej") is an address alone; a bare "number + words"
+line needs a unit or a place line with evidence after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import regex
+
+from rewriters import gazetteer
+from rewriters.detectors.places import is_place
+from rewriters.gazetteer import is_common_word
+from rewriters.spans import Span
+
+# Street types written as their own word, in the languages we serve and their neighbours (en, fr, es,
+# pt, it, de, nl); matched case-insensitively. Compound types are glued to the name ("Koskikatu").
+_TYPES = r"""
+    street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|square|sq|terrace|ter
+    |way|parkway|pkwy|highway|hwy|crescent|cres|close|circle|cir|row|mews|trail|trl|alley|gardens|grove
+    |heights|hill|loop|path|pike|plaza|point|ridge|crossing|xing|expressway|freeway|gateway|green|park
+    |walk|view|vista|estates?|creek|ferry|junction|landing|meadows?|rise|route|wharf|bypass|causeway|cove
+    |rue|allée|impasse|chemin|quai|cours|passage|voie|calle|avenida|avda|paseo|plaza|camino|ronda|travesía
+    |glorieta|carretera|ctra|rambla|pasaje|callejón|rua|travessa|largo|praça|alameda|estrada|rodovia
+    |via|viale|piazza|piazzale|corso|vicolo|strada|contrada|borgo|lungomare|straße|strasse|str|gasse|weg
+    |allee|platz|ring|damm|ufer|chaussee|straat|laan|plein|gracht|kade|jalan|ulica|utca
+"""
+_COMPOUND = r"""
+    straße|strasse|str\.|gasse|weg|allee|platz|damm|ufer|straat|laan|plein|gracht|kade|dijk|vej|gade
+    |stræde|gatan|vägen|gränd|torget|gata|gate|veien|vegen|katu|kuja|tie|polku|stræti|straeti|vegur
+    |utca|ulica
+"""
+_CAP = r"\p{Lu}[\p{L}\p{M}'’.-]*"
+_LINK = r"(?:de|da|do|dos|das|del|della|di|du|des|la|le|les|el|los|las|y|e|van|von|der|den|am|an|im|of|the)"
+_NAME = rf"{_CAP}(?:[ ](?:{_LINK}[ ])*{_CAP}){{0,4}}"
+_NUM = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
+_TYPE_WORD = rf"(?i:{_TYPES.replace(chr(10), '').replace(' ', '')})\.?"
+_COMPOUND_WORD = rf"[\p{{L}}\p{{M}}'’-]{{2,}}(?i:{_COMPOUND.replace(chr(10), '').replace(' ', '')})"
+
+# a street line, anchored on its house number; "typed" when it has a street type
+_STREET = regex.compile(
+    rf"""(?x)(?<![\p{{L}}\p{{N}}_./:#-])
+    (?: (?P<num>{_NUM}),?[ ](?P<words>(?:(?:{_LINK}|{_TYPE_WORD}|{_CAP}|{_COMPOUND_WORD})[ ]?){{1,6}}?)
+          (?:[ ](?P<num2>{_NUM}))?
+      | (?P<words2>(?:(?=\p{{Lu}}){_TYPE_WORD}[ ](?:(?:{_LINK}|{_CAP})[ ]){{0,5}}{_CAP}|{_COMPOUND_WORD}
+                    |(?:\p{{Lu}}[\p{{L}}\p{{M}}'’.-]{{2,}}[ ]){{1,4}}{_TYPE_WORD}))
+        ,?[ ](?:n[º°o]\.?[ ]?)?(?P<num3>{_NUM}) )
+    (?![\p{{L}}\p{{N}}_]|[.,]\d)"""
+)
+_UNIT = r"""(?:(?i:apt|apartment|suite|ste|unit|flat|floor|fl|box|psc|cmr|room|rm|bldg|building|piso|puerta|
+    dpto|depto|étage|etage|app|appt|whg|wohnung|interno|int|scala|esc|escalera)\.?[ ]?\#?[ ]?\d[\w-]*
+    (?:,?[ ](?i:box)[ ]\d+)?)"""
+_POSTCODE = r"""(?:\d{5}-\d{4}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}[ ]\d{2}|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}
+    |[A-Z]\d[A-Z][ ]?\d[A-Z]\d|\d{4}[ ]?[A-Z]{2})"""
+_PLACE_WORDS = rf"{_CAP}(?:[ -](?:{_LINK}[ ])*{_CAP}){{0,3}}(?:[ ]\([^()\n]{{1,30}}\))?"
+_PART = regex.compile(
+    rf"""(?x)
+    (?: [ ](?P<unit0>{_UNIT})
+      | [ \t]*(?:,[ \t]*(?:\r?\n[ \t,]*)?|\r?\n[ \t,]*)
+    (?: (?P<unit>{_UNIT})
+      | (?P<pc1>{_POSTCODE})(?:[ ](?P<place1>{_PLACE_WORDS}))?
+      | (?P<place2>{_PLACE_WORDS})(?:,?[ ](?P<state>\p{{Lu}}{{2,3}}))?(?:,?[ ](?P<pc2>{_POSTCODE}))?
+      | (?P<state2>\p{{Lu}}{{2}}) ) )
+    (?![\p{{L}}\p{{N}}_]|[.,]\d)"""
+)
+_UNIT_START = regex.compile(rf"(?x)(?<![\p{{L}}\p{{N}}_./:#-]){_UNIT}(?![\p{{L}}\p{{N}}_]|[.,]\d)")
+_YEAR = regex.compile(r"(?:1[89]|20)\d\d")
+
+
+@dataclass
+class _Part:
+    end: int
+    evidence: bool  # a unit, postcode, state, known place or all-capital name
+    postal: bool  # a unit, postcode or state: evidence even for a street line without a street type
+
+
+class AddressDetector:
+    name = "addresses"
+
+    def __init__(self, score: float) -> None:
+        self._score = score
+        gazetteer.load()  # at start-up, not in the first request
+
+    def detect(self, texts: Sequence[str]) -> list[list[Span]]:
+        return [self._one(text) for text in texts]
+
+    def _one(self, text: str) -> list[Span]:
+        spans: list[Span] = []
+        taken = 0
+        anchors = sorted(
+            [(m.start(), m.end(), self._street_strength(m)) for m in _STREET.finditer(text)]
+            + [(m.start(), m.end(), "unit") for m in _UNIT_START.finditer(text)]
+        )
+        for start, end, strength in anchors:
+            if start < taken or strength is None:
+                continue
+            parts = self._parts_after(text, end)
+            while parts and not parts[-1].evidence:
+                parts.pop()
+            if self._accepted(strength, parts):
+                stop = parts[-1].end if parts else end
+                while text[stop - 1] in ".,":  # the sentence's full stop is not the address's
+                    stop -= 1
+                spans.append(Span(start, stop, "STREET_ADDRESS", self._score, self.name))
+                taken = stop
+        return spans
+
+    @staticmethod
+    def _accepted(strength: str, parts: list[_Part]) -> bool:
+        """A typed street stands alone; a numbered street or a unit needs a line with evidence after it,
+        a bare one a unit, postcode or state."""
+        if strength == "typed":
+            return True
+        if strength in ("numbered", "unit"):
+            return bool(parts)
+        return any(p.postal for p in parts)
+
+    @staticmethod
+    def _street_strength(m: regex.Match[str]) -> str | None:
+        """'typed' (a street type is there), 'numbered' (a number before and after its names: "0138
+        Brisas 6802"), 'bare' (a number and names), None (not a street)."""
+        words = m.group("words") or m.group("words2") or ""
+        if regex.search(rf"(?<![\p{{L}}]){_TYPE_WORD}(?![\p{{L}}])|{_COMPOUND_WORD}(?![\p{{L}}])", words):
+            return "typed"
+        number = m.group("num") or ""
+        if m.group("words2") is not None or _YEAR.fullmatch(number):
+            return None
+        names = [w for w in words.split() if w[:1].isupper()]
+        if not names:
+            return None
+        if m.group("num2"):
+            return "numbered"
+        if any(not is_common_word(w.strip(".,")) for w in names):
+            return "bare"
+        return None
+
+    @staticmethod
+    def _parts_after(text: str, pos: int) -> list[_Part]:
+        parts: list[_Part] = []
+        for _ in range(6):
+            m = _PART.match(text, pos)
+            if m is None:
+                break
+            place = m.group("place1") or m.group("place2")
+            postal = any(m.group(g) for g in ("unit0", "unit", "pc1", "pc2", "state", "state2"))
+            known = bool(place and (is_place(place) or any(is_place(w) for w in place.split()) or place.isupper()))
+            parts.append(_Part(m.end(), postal or known, postal))
+            pos = m.end()
+        return parts
