@@ -11,6 +11,8 @@ where the equivalent `re` character class costs ~2 ms per use, and these regexes
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Callable
 
 import regex
@@ -59,3 +61,19 @@ def blank_unspaced(text: str) -> str:
 def word_set(text: str) -> set[str]:
     """The spaced words of a text, to test a candidate surrogate's words against it in O(1)."""
     return set(_WORDS.findall(text))
+
+
+@functools.cache
+def stop_words(language: str) -> frozenset[str]:
+    """spaCy's stop words of a language (case-folded), empty where spaCy has none."""
+    try:
+        module = importlib.import_module(f"spacy.lang.{language}.stop_words")
+    except ImportError:
+        return frozenset()
+    return frozenset(w.casefold() for w in module.STOP_WORDS)
+
+
+def is_stop_word(word: str, languages: tuple[str, ...] = ("en", "fr", "de", "es", "it")) -> bool:
+    """A function word ("Sie", "the", "había") in any of the languages: never a name by itself."""
+    folded = word.casefold()
+    return any(folded in stop_words(language) for language in languages)

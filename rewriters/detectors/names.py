@@ -14,10 +14,13 @@ import regex
 
 from rewriters.names import can_start_a_name
 from rewriters.spans import Span
+from rewriters.text import is_stop_word
 
-# 2 to 4 words, each a capital then lower-case letters, with inner hyphens or apostrophes ("O'Connell")
+# 2 to 4 words, each a capital then lower-case letters, with inner hyphens or apostrophes ("O'Connell");
 _WORD = r"\p{Lu}\p{Ll}+(?:['’-]\p{Lu}?\p{Ll}+)*"
-_RUN = regex.compile(rf"(?<![\p{{L}}\p{{N}}]){_WORD}(?:[ ]{_WORD}){{1,3}}(?![\p{{L}}\p{{N}}])")
+# a middle initial may sit between two words ("Ella H. Snider", "Mijail C Adomo")
+_INITIAL = r"(?:[ ]\p{Lu}\.?(?=[ ]\p{Lu}))?"
+_RUN = regex.compile(rf"(?<![\p{{L}}\p{{N}}]){_WORD}(?:{_INITIAL}[ ]{_WORD}){{1,3}}(?![\p{{L}}\p{{N}}])")
 
 
 class NameDetector:
@@ -36,8 +39,12 @@ class NameDetector:
         for run in _RUN.finditer(text):
             words = run.group().split(" ")
             start = run.start()
-            for word in words[:-1]:
-                if can_start_a_name(regex.split(r"['’-]", word)[0]):
+            for word, after in zip(words, words[1:], strict=False):
+                # a given name that is also a function word ("Ella", "Sie") starts a name only when
+                # the next word is no function word too ("Geben Sie Ihr Passwort")
+                if can_start_a_name(regex.split(r"['’-]", word)[0]) and not (
+                    is_stop_word(word) and is_stop_word(after)
+                ):
                     spans.append(Span(start, run.end(), "PERSON", self._score, self.name))
                     break
                 start += len(word) + 1

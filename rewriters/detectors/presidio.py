@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import logging
@@ -38,7 +37,7 @@ from rewriters.detectors.base import DetectorError  # noqa: E402
 from rewriters.language import LanguageGuesser  # noqa: E402
 from rewriters.names import is_given_name  # noqa: E402
 from rewriters.spans import Span  # noqa: E402
-from rewriters.text import blank_unspaced, is_word_char  # noqa: E402
+from rewriters.text import blank_unspaced, is_word_char, stop_words  # noqa: E402
 
 # Presidio registers these pattern recognizers for English only, yet an e-mail or an IBAN looks the
 # same in every language: register them for each language we analyse.
@@ -203,15 +202,6 @@ def _from_ner(result: RecognizerResult) -> bool:
     return bool((result.recognition_metadata or {}).get("recognizer_name") == "SpacyRecognizer")
 
 
-@functools.cache
-def _stop_words(language: str) -> frozenset[str]:
-    try:
-        module = importlib.import_module(f"spacy.lang.{language}.stop_words")
-    except ImportError:
-        return frozenset()
-    return frozenset(w.casefold() for w in module.STOP_WORDS)
-
-
 def _implausible_entity(value: str, language: str) -> bool:
     """Small NER models tag function words as names: 'había', 'También', "n'". A name, place or
     organisation has a capital (or is Chinese/Japanese/Korean), two letters, and is no stop word."""
@@ -220,4 +210,4 @@ def _implausible_entity(value: str, language: str) -> bool:
         return True
     if not any(c.isupper() or not is_word_char(c) for c in letters):
         return True
-    return value.casefold() in _stop_words(language) or value.casefold() in _stop_words("en")
+    return value.casefold() in stop_words(language) or value.casefold() in stop_words("en")
