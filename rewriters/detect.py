@@ -6,10 +6,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from policies.schema import Policy
+from rewriters.detectors.addresses import AddressDetector
 from rewriters.detectors.base import Detector, DetectorError
 from rewriters.detectors.chinese import ChineseNameDetector
 from rewriters.detectors.names import NameDetector
 from rewriters.detectors.patterns import PatternDetector
+from rewriters.detectors.places import PlaceDetector
 from rewriters.detectors.presidio import AnalyzerCache, PresidioDetector
 from rewriters.spans import Span, merge_spans
 from rewriters.text import any_of, is_word_char
@@ -25,6 +27,10 @@ def build_detectors(policy: Policy, analyzers: AnalyzerCache) -> list[Detector]:
         detectors.append(ChineseNameDetector(config.chinese.score))
     if config.names.enabled:
         detectors.append(NameDetector(config.names.score))
+    if config.places.enabled:
+        detectors.append(PlaceDetector(config.places.score))
+    if config.addresses.enabled:
+        detectors.append(AddressDetector(config.addresses.score))
     if config.prototypes is not None and config.prototypes.enabled:
         from rewriters.detectors.prototypes import PrototypeDetector  # faiss and an embedder: only when asked
 
