@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import regex as pyregex
+
 from policies.schema import Policy
 from rewriters.detectors.addresses import AddressDetector
 from rewriters.detectors.base import Detector, DetectorError
@@ -14,7 +16,7 @@ from rewriters.detectors.patterns import PatternDetector
 from rewriters.detectors.places import PlaceDetector
 from rewriters.detectors.presidio import AnalyzerCache, PresidioDetector
 from rewriters.spans import Span, merge_spans
-from rewriters.text import any_of, is_word_char
+from rewriters.text import any_of, is_stop_word, is_word_char
 
 
 def build_detectors(policy: Policy, analyzers: AnalyzerCache) -> list[Detector]:
@@ -68,6 +70,7 @@ class DetectionEngine:
                 found[i].extend(spans)
         whole = [[to_word_edges(text, s) for s in spans] for text, spans in zip(texts, found, strict=True)]
         merged = [merge_spans(spans, self._protects) for spans in whole]
+        merged = [coordinated_names(text, spans, self._protects) for text, spans in zip(texts, merged, strict=True)]
         return propagate_values(texts, merged, self._protects)
 
 
@@ -84,6 +87,39 @@ def to_word_edges(text: str, span: Span) -> Span:
     while end < len(text) and is_word_char(text[end]) and is_word_char(text[end - 1]):
         end += 1
     return span if (start, end) == (span.start, span.end) else replace(span, start=start, end=end)
+
+
+_NAME_ITEM = r"\p{Lu}[\p{L}\p{M}'’-]+(?:[ ]\p{Lu}\.?)?(?:[ ]\p{Lu}[\p{L}\p{M}'’-]+){0,2}"
+_AND = r"(?:,[ ]|[ ](?:and|or|&|et|ou|y|o|e|und|oder)[ ]|,[ ](?:and|et|y|e|und)[ ])"
+# a coordinated list of two or more capitalised items: "Kónya, Becker and Vasquez"
+_LIST = pyregex.compile(rf"(?<![\p{{L}}\p{{N}}]){_NAME_ITEM}(?:{_AND}{_NAME_ITEM})+(?![\p{{L}}\p{{N}}])")
+
+
+def coordinated_names(text: str, spans: list[Span], protects: Callable[[str], bool] | None = None) -> list[Span]:
+    """The other items of a list that holds a detected person are people too.
+
+    The NER model finds "Michael" in "our founders: Eklund, Michael and Hodge" but not the surnames
+    around it. Only lists whose every item is a capitalised name and where no item has another label.
+    """
+    people = [s for s in spans if s.label == "PERSON"]
+    if not people:
+        return spans
+    extra = []
+    for match in _LIST.finditer(text):
+        items = [
+            (match.start() + m.start(), match.start() + m.end()) for m in pyregex.finditer(_NAME_ITEM, match.group())
+        ]
+        labelled = [[s for s in spans if s.start < e and b < s.end] for b, e in items]
+        if any(s.label != "PERSON" for found in labelled for s in found):
+            continue
+        anchors = [s for found in labelled for s in found]
+        if not anchors:
+            continue
+        score = min(s.score for s in anchors)
+        for (b, e), found in zip(items, labelled, strict=True):
+            if not found and not is_stop_word(text[b:e]):
+                extra.append(Span(b, e, "PERSON", score, "coordination"))
+    return merge_spans([*spans, *extra], protects) if extra else spans
 
 
 def propagate_values(

@@ -45,7 +45,7 @@ def places() -> dict[str, tuple[PlaceKind, int]]:
         population = int(city.get("population") or 0)
         for name, size in ((city["name"], population), *((alt, 0) for alt in city.get("alternatenames", ()))):
             # all-capital alternatives are codes ("VAT", "BER"), not names
-            if _PROPER_LATIN.match(name) and len(name) >= 3 and not name.isupper():
+            if _PROPER_LATIN.match(name) and sum(c.isalpha() for c in name) >= 3 and not name.isupper():
                 known = found.get(key(name), ("city", 0))[1]
                 found[key(name)] = ("city", max(known, size))
     translations = [
@@ -79,9 +79,10 @@ def _common_words() -> frozenset[str]:
 
 
 def is_common_word(word: str) -> bool:
-    """True for a word that everyday text uses as a word in one of our languages ("Nice", "Split").
-    A name of several words is never common as a whole."""
-    return word.casefold() in _common_words()
+    """True for a word that everyday text uses as a word in one of our languages ("Nice", "Split"),
+    and for a phrase of such words only ("Country Club")."""
+    common = _common_words()
+    return all(part in common for part in word.casefold().split())
 
 
 def load() -> None:

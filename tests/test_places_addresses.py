@@ -1,12 +1,15 @@
-"""The structural detectors: postal addresses by their layout, places by public gazetteers."""
+"""The structural detectors: postal addresses by their layout, places by public gazetteers, and people
+by coordination with a detected person."""
 
 from __future__ import annotations
 
 import pytest
 
+from rewriters.detect import coordinated_names
 from rewriters.detectors.addresses import AddressDetector
 from rewriters.detectors.names import NameDetector
 from rewriters.detectors.places import PlaceDetector
+from rewriters.spans import Span
 from tests.test_general_patterns import NEGATIVES
 
 ADDRESSES = [
@@ -125,3 +128,16 @@ def test_names_take_middle_initials_and_skip_function_words() -> None:
     ]
     # German capitalises nouns; "Sie" is a given name somewhere, but a pronoun here
     assert found(names, "Geben Sie Ihr Passwort ein.") == []
+
+
+def test_a_list_holding_a_person_is_a_list_of_people() -> None:
+    text = "Our 3 founders: Eklund, Michael and Hodge. Meet Paris, Anna and Berlin."
+    at = text.index
+    person = Span(at("Michael"), at("Michael") + 7, "PERSON", 0.85, "presidio")
+    anna = Span(at("Anna"), at("Anna") + 4, "PERSON", 0.85, "presidio")
+    paris = Span(at("Paris"), at("Paris") + 5, "LOCATION", 0.85, "presidio")
+    found = coordinated_names(text, [person, anna, paris])
+    added = {text[s.start : s.end]: s for s in found if s.detector == "coordination"}
+    assert set(added) == {"Eklund", "Hodge"}  # a list with a place in it is no list of people
+    assert all(s.label == "PERSON" and s.score == 0.85 for s in added.values())
+    assert coordinated_names(text, [paris]) == [paris]
