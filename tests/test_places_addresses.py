@@ -34,6 +34,7 @@ ADDRESSES = [
     ("Lieferadresse: Lindenstraße 12, 10969 Berlin", "Lindenstraße 12, 10969 Berlin"),
     ("Spedire a Via Roma 15, 20121 Milano", "Via Roma 15, 20121 Milano"),
     ("Ship to 18 McPherson Road Suite 019 today", "18 McPherson Road Suite 019"),
+    ("I live at 12 Elm Street Apt 4 in Boston", "12 Elm Street Apt 4"),
 ]
 
 NOT_ADDRESSES = [
@@ -49,6 +50,10 @@ NOT_ADDRESSES = [
     "In 2019 Hans Müller moved to Berlin",
     "Am Platz 3 stand ein Baum.",
     "Il corso di Python 3 inizia domani",
+    # a street type out of its place makes no street
+    "I have 5 Park tickets",
+    "use a 3 Way Handshake here",
+    "we need 2 Green Lights",
 ]
 
 

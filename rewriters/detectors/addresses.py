@@ -12,8 +12,9 @@ lines around the street:
 An address starts at a street line (or a unit line such as "PSC 3294, Box 9168") and takes every
 unit and place line that follows it, split by commas or line breaks; trailing place lines without
 evidence (a postcode, a state code, a known place, an all-capital name) are dropped. A street line
-with a street type ("Road", "Rua", "-katu", "-vej") is an address alone; a bare "number + words"
-line needs a unit or a place line with evidence after it.
+with a street type in its place ("McPherson Road", "Rua do Arenque", "Koskikatu") is an address alone;
+"0138 Brisas 6802" (numbers around names) needs a line with evidence after it, a bare "number + names"
+a unit, postcode or state.
 """
 
 from __future__ import annotations
@@ -29,17 +30,23 @@ from rewriters.gazetteer import is_common_word
 from rewriters.spans import Span
 
 # Street types written as their own word, in the languages we serve and their neighbours (en, fr, es,
-# pt, it, de, nl); matched case-insensitively. Compound types are glued to the name ("Koskikatu").
-_TYPES = r"""
-    street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|square|sq|terrace|ter
+# pt, it, de, nl), matched case-insensitively: English, German and Dutch put the type after the name
+# ("McPherson Road"), the Romance languages before it ("rue des Lilas", "Rua do Arenque"); a type in
+# the wrong place ("3 Way Handshake") makes no street. Compound types are glued to the name ("Koskikatu").
+_TYPES_AFTER = r"""
+    street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|square|sq|terrace|ter
     |way|parkway|pkwy|highway|hwy|crescent|cres|close|circle|cir|row|mews|trail|trl|alley|gardens|grove
     |heights|hill|loop|path|pike|plaza|point|ridge|crossing|xing|expressway|freeway|gateway|green|park
     |walk|view|vista|estates?|creek|ferry|junction|landing|meadows?|rise|route|wharf|bypass|causeway|cove
-    |rue|allée|impasse|chemin|quai|cours|passage|voie|calle|avenida|avda|paseo|plaza|camino|ronda|travesía
-    |glorieta|carretera|ctra|rambla|pasaje|callejón|rua|travessa|largo|praça|alameda|estrada|rodovia
-    |via|viale|piazza|piazzale|corso|vicolo|strada|contrada|borgo|lungomare|straße|strasse|str|gasse|weg
-    |allee|platz|ring|damm|ufer|chaussee|straat|laan|plein|gracht|kade|jalan|ulica|utca
+    |straße|strasse|str|gasse|weg|allee|platz|ring|damm|ufer|chaussee|straat|laan|plein|gracht|kade
 """
+_TYPES_BEFORE = r"""
+    rue|avenue|av|boulevard|bd|place|route|allée|impasse|chemin|quai|cours|passage|voie|calle|avenida|avda
+    |paseo|plaza|camino|ronda|travesía|glorieta|carretera|ctra|rambla|pasaje|callejón|rua|travessa|largo
+    |praça|alameda|estrada|rodovia|via|viale|piazza|piazzale|corso|vicolo|strada|contrada|borgo|lungomare
+    |jalan|ulica
+"""
+_TYPES = _TYPES_AFTER + "|" + _TYPES_BEFORE
 _COMPOUND = r"""
     straße|strasse|str\.|gasse|weg|allee|platz|damm|ufer|straat|laan|plein|gracht|kade|dijk|vej|gade
     |stræde|gatan|vägen|gränd|torget|gata|gate|veien|vegen|katu|kuja|tie|polku|stræti|straeti|vegur
@@ -49,13 +56,21 @@ _CAP = r"\p{Lu}[\p{L}\p{M}'’.-]*"
 _LINK = r"(?:de|da|do|dos|das|del|della|di|du|des|la|le|les|el|los|las|y|e|van|von|der|den|am|an|im|of|the)"
 _NAME = rf"{_CAP}(?:[ ](?:{_LINK}[ ])*{_CAP}){{0,4}}"
 _NUM = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
-_TYPE_WORD = rf"(?i:{_TYPES.replace(chr(10), '').replace(' ', '')})\.?"
-_COMPOUND_WORD = rf"[\p{{L}}\p{{M}}'’-]{{2,}}(?i:{_COMPOUND.replace(chr(10), '').replace(' ', '')})"
+
+
+def _alternatives(words: str) -> str:
+    return words.replace("\n", "").replace(" ", "")
+
+
+_TYPE_WORD = rf"(?i:{_alternatives(_TYPES)})\.?"
+_TYPE_AFTER = regex.compile(rf"(?i:{_alternatives(_TYPES_AFTER)})\.?")
+_TYPE_BEFORE = regex.compile(rf"(?i:{_alternatives(_TYPES_BEFORE)})\.?")
+_COMPOUND_WORD = rf"[\p{{L}}\p{{M}}'’-]{{2,}}(?i:{_alternatives(_COMPOUND)})"
 
 # a street line, anchored on its house number; "typed" when it has a street type
 _STREET = regex.compile(
     rf"""(?x)(?<![\p{{L}}\p{{N}}_./:#-])
-    (?: (?P<num>{_NUM}),?[ ](?P<words>(?:(?:{_LINK}|{_TYPE_WORD}|{_CAP}|{_COMPOUND_WORD})[ ]?){{1,6}}?)
+    (?: (?P<num>{_NUM}),?[ ](?P<words>(?:(?:{_LINK}|{_TYPE_WORD}|{_CAP}|{_COMPOUND_WORD})[ ]?){{1,6}})
           (?:[ ](?P<num2>{_NUM}))?
       | (?P<words2>(?:(?=\p{{Lu}}){_TYPE_WORD}[ ](?:(?:{_LINK}|{_CAP})[ ]){{0,5}}{_CAP}|{_COMPOUND_WORD}
                     |(?:\p{{Lu}}[\p{{L}}\p{{M}}'’.-]{{2,}}[ ]){{1,4}}{_TYPE_WORD}))
@@ -134,13 +149,17 @@ class AddressDetector:
     def _street_strength(m: regex.Match[str]) -> str | None:
         """'typed' (a street type is there), 'numbered' (a number before and after its names: "0138
         Brisas 6802"), 'bare' (a number and names), None (not a street)."""
-        words = m.group("words") or m.group("words2") or ""
-        if regex.search(rf"(?<![\p{{L}}]){_TYPE_WORD}(?![\p{{L}}])|{_COMPOUND_WORD}(?![\p{{L}}])", words):
+        if m.group("words2") is not None:
+            return "typed"  # the type-first, compound and "Name Type" forms name their type by construction
+        words = m.group("words").split()
+        if regex.search(rf"{_COMPOUND_WORD}(?![\p{{L}}])", m.group("words")):
             return "typed"
-        number = m.group("num") or ""
-        if m.group("words2") is not None or _YEAR.fullmatch(number):
+        after_a_name = any(_TYPE_AFTER.fullmatch(w) for w in words[1:])
+        if after_a_name or (len(words) >= 2 and _TYPE_BEFORE.fullmatch(words[0])):
+            return "typed"
+        if _YEAR.fullmatch(m.group("num")):
             return None
-        names = [w for w in words.split() if w[:1].isupper()]
+        names = [w for w in words if w[:1].isupper()]
         if not names:
             return None
         if m.group("num2"):
