@@ -146,3 +146,7 @@ def test_a_list_holding_a_person_is_a_list_of_people() -> None:
     assert set(added) == {"Eklund", "Hodge"}  # a list with a place in it is no list of people
     assert all(s.label == "PERSON" and s.score == 0.85 for s in added.values())
     assert coordinated_names(text, [paris]) == [paris]
+    # an acronym after a name is no list item: "Harriet Okonkwo, MRN 4471-2290"
+    record = "Patient Harriet Okonkwo, MRN 4471-2290, was admitted."
+    harriet = Span(8, 23, "PERSON", 0.85, "presidio")
+    assert coordinated_names(record, [harriet]) == [harriet]
