@@ -14,6 +14,8 @@ from typing import Literal
 
 import regex
 
+from rewriters.names import is_name_word
+
 PlaceKind = Literal["country", "city"]
 # a city this large is a place even when its name is also a word ("Berlin", "Phoenix"); "Nice" is not
 BIG_CITY = 500_000
@@ -23,6 +25,7 @@ _COUNTRY_LANGUAGES = ("fr", "de", "es", "it", "zh_CN")
 _WORDFREQ_LANGUAGES = ("en", "fr", "de", "es", "it")
 # zipf 4.0 = once per 100,000 words: "nice" (5.4), "mobile" (4.9) are above, "aalborg" (2.1) is not
 COMMON_WORD_ZIPF = 4.0
+EVERYDAY_WORD_ZIPF = 3.5
 # a Latin-script proper name: starts with a capital ("Escaldes-Engordany", "Saint-Étienne", "A Coruña")
 _PROPER_LATIN = regex.compile(r"^\p{Lu}[\p{Latin}\p{M}'’. -]*$")
 _CJK = regex.compile(r"^[\p{Han}]{2,}$")
@@ -69,13 +72,25 @@ def lookup(name: str) -> tuple[PlaceKind, int] | None:
 
 
 @functools.cache
-def _common_words() -> frozenset[str]:
+def _words_of(language: str, zipf: float) -> frozenset[str]:
     from wordfreq import get_frequency_dict
 
-    floor = 10 ** (COMMON_WORD_ZIPF - 9)  # zipf is log10 of the frequency per billion words
-    return frozenset(
-        word for lang in _WORDFREQ_LANGUAGES for word, freq in get_frequency_dict(lang).items() if freq >= floor
-    )
+    if language not in _WORDFREQ_LANGUAGES:
+        return frozenset()
+    floor = 10 ** (zipf - 9)  # zipf is log10 of the frequency per billion words
+    return frozenset(word for word, freq in get_frequency_dict(language).items() if freq >= floor)
+
+
+@functools.cache
+def _common_words() -> frozenset[str]:
+    return frozenset().union(*(_words_of(lang, COMMON_WORD_ZIPF) for lang in _WORDFREQ_LANGUAGES))
+
+
+def is_everyday_word(word: str, language: str) -> bool:
+    """A word of the text's language (or English) at zipf 3.5 or more: "Provincia", "Tribunal",
+    "Gouvernement". Small NER models take such words for names when they head a line."""
+    folded = word.casefold()
+    return folded in _words_of(language, EVERYDAY_WORD_ZIPF) or folded in _words_of("en", EVERYDAY_WORD_ZIPF)
 
 
 def is_common_word(word: str) -> bool:
@@ -89,3 +104,6 @@ def load() -> None:
     """Build the tables now (about a second), so the first request does not pay for it."""
     places()
     _common_words()
+    for language in _WORDFREQ_LANGUAGES:
+        _words_of(language, EVERYDAY_WORD_ZIPF)
+    is_name_word("warm")  # the name tables it is checked against

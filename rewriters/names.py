@@ -58,6 +58,21 @@ def _leading_family_names() -> frozenset[str]:
     return frozenset(found)
 
 
+@functools.cache
+def _family_names() -> frozenset[str]:
+    found: set[str] = set()
+    for locale in AVAILABLE_LOCALES:
+        values = (_provider(locale) or object).__dict__.get("last_names")
+        if isinstance(values, list | tuple | dict | set | frozenset):
+            found.update(n.casefold() for n in values if isinstance(n, str))
+    return frozenset(found)
+
+
+def is_name_word(word: str) -> bool:
+    """A given or family name of some Faker locale ("María", "García", "Okonkwo")."""
+    return is_given_name(word) or word.casefold() in _family_names()
+
+
 def is_given_name(word: str) -> bool:
     return word.casefold() in _tables()[0]
 

@@ -18,3 +18,18 @@ def test_ner_spans_do_not_carry_trailing_whitespace(runtime: Runtime) -> None:
     [spans] = runtime.engines["general"].detect([text])
     person = [text[s.start : s.end] for s in spans if s.label == "PERSON"]
     assert person == ["Sophie Lang"]
+
+
+def test_headings_and_sentence_openers_are_no_names(runtime: Runtime) -> None:
+    """The small Spanish and French models tag capitalised everyday words ("Provincia", "Diagnóstico
+    Principal", "Gouvernement") as people or places; a span made only of such words is dropped, a name
+    that is also a word ("María García", "Rose") and a known place ("Turquía") are kept."""
+    es = (
+        "Diagnóstico Principal: neumonía.\nProvincia: Valencia.\nRefieren dolor torácico.\n"
+        "La paciente María García fue trasladada a Turquía."
+    )
+    fr = "Le Gouvernement conteste. Le Tribunal rappelle que Mme Rose Dupuis habite à Lyon."
+    found = {text: runtime.engines["general"].detect([text])[0] for text in (es, fr)}
+    values = {text[s.start : s.end] for text, spans in found.items() for s in spans}
+    assert {"María García", "Turquía", "Lyon"} <= values and any("Rose Dupuis" in v for v in values)
+    assert not values & {"Diagnóstico Principal", "Provincia", "Refieren", "Gouvernement", "Tribunal", "Le Tribunal"}

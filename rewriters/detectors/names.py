@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import regex
 
-from rewriters.names import can_start_a_name
+from rewriters.names import can_start_a_name, is_name_word
 from rewriters.spans import Span
 from rewriters.text import is_stop_word
 
@@ -40,10 +40,10 @@ class NameDetector:
             words = run.group().split(" ")
             start = run.start()
             for word, after in zip(words, words[1:], strict=False):
-                # a given name that is also a function word ("Ella", "Sie") starts a name only when
-                # the next word is no function word too ("Geben Sie Ihr Passwort")
-                if can_start_a_name(regex.split(r"['’-]", word)[0]) and not (
-                    is_stop_word(word) and is_stop_word(after)
+                # a given name that is also a function word ("Ella", "Le", "Sie") starts a name only
+                # before an initial or another name ("Ella H. Snider"; not "Le Gouvernement")
+                if can_start_a_name(regex.split(r"['’-]", word)[0]) and (
+                    not is_stop_word(word) or len(after.rstrip(".")) == 1 or is_name_word(after)
                 ):
                     spans.append(Span(start, run.end(), "PERSON", self._score, self.name))
                     break

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 # The e-mail recognizer's tldextract would fetch the public suffix list at first use: stay offline.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
+import regex  # noqa: E402
 from presidio_analyzer import (  # noqa: E402
     AnalyzerEngine,
     BatchAnalyzerEngine,
@@ -33,11 +34,13 @@ from presidio_analyzer.predefined_recognizers import (  # noqa: E402
 )
 
 from policies.schema import PresidioConfig  # noqa: E402
+from rewriters import gazetteer  # noqa: E402
 from rewriters.detectors.base import DetectorError  # noqa: E402
+from rewriters.gazetteer import is_everyday_word, lookup  # noqa: E402
 from rewriters.language import LanguageGuesser  # noqa: E402
-from rewriters.names import is_given_name  # noqa: E402
+from rewriters.names import is_given_name, is_name_word  # noqa: E402
 from rewriters.spans import Span  # noqa: E402
-from rewriters.text import blank_unspaced, is_word_char, stop_words  # noqa: E402
+from rewriters.text import blank_unspaced, is_stop_word, is_word_char, stop_words  # noqa: E402
 
 # Presidio registers these pattern recognizers for English only, yet an e-mail or an IBAN looks the
 # same in every language: register them for each language we analyse.
@@ -140,6 +143,7 @@ class PresidioDetector:
         self._floor = min([config.score_threshold, *config.thresholds.values()])
         # spaCy pipelines are not documented as thread-safe; requests run detection in worker threads.
         self._lock = threading.Lock()
+        gazetteer.load()  # the word and place tables that filter NER spans, at start-up
 
     def language_of(self, text: str) -> str:
         guessed = self._guesser.guess(text) if len(self._config.models) > 1 else None
@@ -210,4 +214,16 @@ def _implausible_entity(value: str, language: str) -> bool:
         return True
     if not any(c.isupper() or not is_word_char(c) for c in letters):
         return True
-    return value.casefold() in stop_words(language) or value.casefold() in stop_words("en")
+    if value.casefold() in stop_words(language) or value.casefold() in stop_words("en"):
+        return True
+    return _only_everyday_words(value, language)
+
+
+def _only_everyday_words(value: str, language: str) -> bool:
+    """'Provincia', 'Diagnóstico Principal', 'El Tribunal', 'Gouvernement': every word is an everyday
+    word of the language and none is a known name or place. Names that are also words ("Rose
+    García") keep their name word; capitalised headings and sentence openers do not."""
+    words = [w for w in regex.findall(r"[\p{L}\p{M}'’]+", value) if not is_stop_word(w)]
+    return bool(words) and all(
+        is_everyday_word(w, language) and not is_name_word(w) and lookup(w) is None for w in words
+    )
