@@ -16,6 +16,7 @@ pins the embedding model's fingerprint; a missing, corrupt or mismatched artifac
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -29,7 +30,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 import regex
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from rewriters.detectors.base import DetectorError
 from rewriters.digest import sha256_file
@@ -425,7 +426,7 @@ class PrototypeDetector:
         try:
             # one thread per request: on a shared CPU, BLAS/OpenMP pools that spin for idle cores made
             # a 100-character text take ~10x longer than its single-threaded pass
-            with threadpool_limits(1):
+            with _threadpools().limit(limits=1):
                 scored = self.score(texts)
         except Exception as exc:
             raise DetectorError(f"prototype detector failed: {type(exc).__name__}") from exc
@@ -443,6 +444,13 @@ class PrototypeDetector:
                     kept.append(Span(s, e, label, round(min(max(sim, 0.0), 1.0), 4), self.name))
             out.append(_join_neighbours(text, sorted(kept, key=lambda sp: sp.start)))
         return out
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """Found once: `threadpool_limits` would scan the process's loaded libraries on every call
+    (about 5 ms, as long as the encoder pass itself on a short text)."""
+    return ThreadpoolController()
 
 
 def _join_neighbours(text: str, spans: list[Span]) -> list[Span]:
