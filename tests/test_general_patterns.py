@@ -273,6 +273,12 @@ POSITIVES: list[tuple[str, str, str]] = [
     ("Gentile signora Esposito, la fattura è allegata.", "PERSON", "Esposito"),
     ("Atentamente, Sra. María José de la Fuente", "PERSON", "María José"),
     ("Hi all, my name is Oluwaseun Adebayo and I lead the team.", "PERSON", "Oluwaseun Adebayo"),
+    ("Hi Todd,\nthe nightly deploy failed again.", "PERSON", "Todd"),
+    ("Liebe Jana, danke für die Unterlagen.", "PERSON", "Jana"),
+    ("Gracias Iñaki! Lo reviso mañana.", "PERSON", "Iñaki"),
+    ("I would like to remove my kid Lukas from the will.", "PERSON", "Lukas"),
+    ("Ma fille Chloé a de la fièvre depuis hier.", "PERSON", "Chloé"),
+    ("Meine Kollegin Jana Nováková übernimmt den Fall.", "PERSON", "Jana Nováková"),
     ("Bonjour, je m'appelle Amélie Dubois.", "PERSON", "Amélie Dubois"),
     ("Hallo, ich heiße Jürgen Weiß.", "PERSON", "Jürgen Weiß"),
     ("Hola, me llamo Begoña Etxeberria y necesito ayuda.", "PERSON", "Begoña Etxeberria"),
@@ -291,6 +297,9 @@ POSITIVES: list[tuple[str, str, str]] = [
 
 # Text that no pattern may match at all.
 NEGATIVES: list[str] = [
+    # greetings to no one in particular
+    "Hello, World! This is my first program.",
+    "Hi all, thanks everyone for joining. Dear Sir or Madam,",
     # versions, builds, hashes, ids
     "Upgraded numpy from 1.26.4 to 2.0.1 and Python to 3.11.9.",
     "docker run -p 8080:80 nginx:1.25.3 --name web",
