@@ -96,6 +96,50 @@ def test_span_inside_a_word_widens_to_the_word() -> None:
     assert text[span.start : span.end] == "LXRX66874160928456"
 
 
+def test_a_detector_that_releases_the_gil_runs_beside_the_others() -> None:
+    """A transformer-backed detector runs in its own thread while the rest run in the caller's: the
+    request waits for the slower part only. Results merge in policy order; a failure still refuses."""
+    import threading
+
+    from rewriters.detect import DetectionEngine
+    from rewriters.detectors.base import DetectorError
+
+    both_running = threading.Barrier(2, timeout=10)  # broken unless the two detectors run at once
+    threads: dict[str, str] = {}
+
+    class Slow:
+        name = "slow"
+        releases_gil = True
+
+        def detect(self, texts: list[str]) -> list[list[Span]]:
+            threads[self.name] = threading.current_thread().name
+            both_running.wait()
+            return [[Span(0, 5, "CONDITION", 0.7, self.name)] for _ in texts]
+
+    class Quick:
+        name = "quick"
+
+        def detect(self, texts: list[str]) -> list[list[Span]]:
+            threads[self.name] = threading.current_thread().name
+            both_running.wait()
+            return [[Span(6, 11, "PERSON", 0.9, self.name)] for _ in texts]
+
+    (spans,) = DetectionEngine([Slow(), Quick()]).detect(["fever Alice"])
+    assert [(s.detector, s.label) for s in spans] == [("slow", "CONDITION"), ("quick", "PERSON")]
+    assert threads["quick"] == threading.current_thread().name != threads["slow"]
+
+    class Broken(Slow):
+        def detect(self, texts: list[str]) -> list[list[Span]]:
+            raise ValueError("boom")
+
+    class Alone(Quick):
+        def detect(self, texts: list[str]) -> list[list[Span]]:
+            return [[] for _ in texts]
+
+    with pytest.raises(DetectorError, match="slow"):
+        DetectionEngine([Broken(), Alone()]).detect(["fever Alice"])
+
+
 def test_surrogate_sharing_a_word_with_the_prompt_is_not_used() -> None:
     factory = SurrogateFactory(KEY)
     first = factory.make("t", "PERSON", "Jeffrey Smith")

@@ -360,6 +360,7 @@ class PrototypeDetector:
     """Flags candidate spans whose nearest prototype is private and close enough (the `Detector` protocol)."""
 
     name = "prototypes"
+    releases_gil = True  # its time is torch's int8 pass: the engine runs it beside spaCy (rewriters.detect)
 
     def __init__(self, model: PrototypeModel, encoder: SpanEncoder) -> None:
         meta = model.meta
