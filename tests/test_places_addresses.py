@@ -26,6 +26,7 @@ ADDRESSES = [
     ("Unit 4719 Box 7394\nDPO AP 70942", None),
     # one line, comma-separated, in several countries' layouts
     ("Tomomi Nishiyama lives at 86036 Rua do Arenque 1634, Goiânia", "86036 Rua do Arenque 1634, Goiânia"),
+    ("She lives at 86036 Rua do Arenque 1634, Goiânia. She works", "86036 Rua do Arenque 1634, Goiânia"),
     ("I live at 123 Main Street, Springfield, IL 62704 with my wife.", "123 Main Street, Springfield, IL 62704"),
     ("Kontor: Magrethevej 298, 4000 Roskilde", "Magrethevej 298, 4000 Roskilde"),
     ("Please send it to Harjukuja 54", "Harjukuja 54"),

@@ -33,3 +33,13 @@ def test_headings_and_sentence_openers_are_no_names(runtime: Runtime) -> None:
     values = {text[s.start : s.end] for text, spans in found.items() for s in spans}
     assert {"María García", "Turquía", "Lyon"} <= values and any("Rose Dupuis" in v for v in values)
     assert not values & {"Diagnóstico Principal", "Provincia", "Refieren", "Gouvernement", "Tribunal", "Le Tribunal"}
+
+
+def test_an_organisation_of_rare_words_is_a_person(runtime: Runtime) -> None:
+    """en_core_web_sm tags 'Tomomi Nishiyama' as ORG: no word of it is an everyday word, so it is a
+    person; 'Clean Power Finance' is made of them and stays a company (not asked for)."""
+    text = "Tomomi Nishiyama lives at 86036 Rua do Arenque 1634, Goiânia. She joined Clean Power Finance."
+    [spans] = runtime.engines["general"].detect([text])
+    found = {text[s.start : s.end]: s.label for s in spans}
+    assert found.get("Tomomi Nishiyama") == "PERSON"
+    assert not any("Power" in value for value in found)

@@ -82,7 +82,9 @@ _UNIT = r"""(?:(?i:apt|apartment|suite|ste|unit|flat|floor|fl|box|psc|cmr|room|r
     (?:,?[ ](?i:box)[ ]\d+)?)"""
 _POSTCODE = r"""(?:\d{5}-\d{4}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}[ ]\d{2}|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}
     |[A-Z]\d[A-Z][ ]?\d[A-Z]\d|\d{4}[ ]?[A-Z]{2})"""
-_PLACE_WORDS = rf"{_CAP}(?:[ -](?:{_LINK}[ ])*{_CAP}){{0,3}}(?:[ ]\([^()\n]{{1,30}}\))?"
+# place words: a full stop may end a word ("St."), but no place name runs on past one ("Goiânia. She")
+_PLACE_WORD = r"\p{Lu}[\p{L}\p{M}'’-]*\.?"
+_PLACE_WORDS = rf"{_PLACE_WORD}(?:(?<!\.)[ -](?:{_LINK}[ ])*{_PLACE_WORD}){{0,3}}(?:[ ]\([^()\n]{{1,30}}\))?"
 _PART = regex.compile(
     rf"""(?x)
     (?: [ ](?P<unit0>{_UNIT})
@@ -177,6 +179,7 @@ class AddressDetector:
                 break
             place = m.group("place1") or m.group("place2")
             postal = any(m.group(g) for g in ("unit0", "unit", "pc1", "pc2", "state", "state2"))
+            place = (place or "").rstrip(".")
             known = bool(place and (is_place(place) or any(is_place(w) for w in place.split()) or place.isupper()))
             parts.append(_Part(m.end(), postal or known, postal))
             pos = m.end()

@@ -180,7 +180,7 @@ class PresidioDetector:
                     if _from_ner(r):
                         if _implausible_entity(value, language):
                             continue
-                        if label == ORGANIZATION and _looks_like_a_person(value):
+                        if label == ORGANIZATION and _looks_like_a_person(value, language):
                             label = PERSON
                     if wanted is not None and label not in wanted:
                         continue
@@ -192,13 +192,15 @@ class PresidioDetector:
 PERSON, ORGANIZATION = "PERSON", "ORGANIZATION"
 
 
-def _looks_like_a_person(value: str) -> bool:
-    """An ORG span that is two to four capitalised words led by a known given name is a person."""
+def _looks_like_a_person(value: str, language: str) -> bool:
+    """An ORG span of two to four capitalised words is a person when a known given name leads it
+    ("Miklós Hajdu"), or when none of its words is an everyday word ("Tomomi Nishiyama"; a company
+    name has a "Technologies", "Global" or "Karma" in it)."""
     words = value.split()
     return (
         2 <= len(words) <= 4
         and all(w[:1].isupper() and w.replace(".", "").replace("-", "").isalpha() for w in words)
-        and is_given_name(words[0])
+        and (is_given_name(words[0]) or not any(is_everyday_word(w, language) for w in words))
     )
 
 
