@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from gateway import load_settings, migrations
@@ -62,10 +63,25 @@ def database(postgres: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        _drop(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop(admin: Engine, name: str) -> None:
+    """DROP ... WITH (FORCE) ends the test's leftover sessions; on a loaded CI machine the admin
+    session itself was once cut while it did (a test that had passed then errored in teardown):
+    reconnect and try again before giving up."""
+    for attempt in range(3):
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except OperationalError:
+            if attempt == 2:
+                raise
+            admin.dispose()
+            time.sleep(1)
 
 
 @pytest.fixture()
