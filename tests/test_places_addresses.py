@@ -36,6 +36,7 @@ ADDRESSES = [
     ("Spedire a Via Roma 15, 20121 Milano", "Via Roma 15, 20121 Milano"),
     ("Ship to 18 McPherson Road Suite 019 today", "18 McPherson Road Suite 019"),
     ("I live at 12 Elm Street Apt 4 in Boston", "12 Elm Street Apt 4"),
+    ("Leave it at the door of Apt. 022, thanks", "Apt. 022"),
 ]
 
 NOT_ADDRESSES = [
@@ -55,6 +56,7 @@ NOT_ADDRESSES = [
     "I have 5 Park tickets",
     "use a 3 Way Handshake here",
     "we need 2 Green Lights",
+    "the test suite 3 times; Unit 4 tests; Box 2 of 5",
 ]
 
 

@@ -97,6 +97,12 @@ _PART = regex.compile(
 )
 _UNIT_START = regex.compile(rf"(?x)(?<![\p{{L}}\p{{N}}_./:#-]){_UNIT}(?![\p{{L}}\p{{N}}_]|[.,]\d)")
 _YEAR = regex.compile(r"(?:1[89]|20)\d\d")
+# a flat or suite number says where someone lives or works even alone ("Apt. 022", "Suite 680")
+_DWELLING = regex.compile(r"(?:Apt|Apartment|Suite|Ste)\b")
+
+
+def _unit_strength(unit: str) -> str:
+    return "dwelling" if _DWELLING.match(unit) else "unit"
 
 
 @dataclass
@@ -121,7 +127,7 @@ class AddressDetector:
         taken = 0
         anchors = sorted(
             [(m.start(), m.end(), self._street_strength(m)) for m in _STREET.finditer(text)]
-            + [(m.start(), m.end(), "unit") for m in _UNIT_START.finditer(text)]
+            + [(m.start(), m.end(), _unit_strength(m.group())) for m in _UNIT_START.finditer(text)]
         )
         for start, end, strength in anchors:
             if start < taken or strength is None:
@@ -139,9 +145,11 @@ class AddressDetector:
 
     @staticmethod
     def _accepted(strength: str, parts: list[_Part]) -> bool:
-        """A typed street stands alone; a numbered street or a unit needs a line with evidence after it,
-        a bare one a unit, postcode or state."""
+        """A typed street or a dwelling ("Apt. 022") stands alone; a numbered street or another unit
+        ("Box 9168") needs a line with evidence after it, a bare street a unit, postcode or state."""
         if strength == "typed":
+            return True
+        if strength == "dwelling":
             return True
         if strength in ("numbered", "unit"):
             return bool(parts)
