@@ -37,6 +37,19 @@ ADDRESSES = [
     ("Ship to 18 McPherson Road Suite 019 today", "18 McPherson Road Suite 019"),
     ("I live at 12 Elm Street Apt 4 in Boston", "12 Elm Street Apt 4"),
     ("Leave it at the door of Apt. 022, thanks", "Apt. 022"),
+    ("i live at 12 rue des lilas, 69003 Lyon", "12 rue des lilas, 69003 Lyon"),
+    ("Andrew had given Andrew his address: 5366 Pivovarská 276", "5366 Pivovarská 276"),
+    ("Daniela lives at 92597 Jahu 80, near the lake", "92597 Jahu 80"),
+    ("The bus drops you off at 13813 3784 Archwood Avenue", "13813 3784 Archwood Avenue"),
+    ("name: hyuuma t. maida\naddress: unit 4526 box 0671\ndpo ap 40902", "unit 4526 box 0671\ndpo ap 40902"),
+    (
+        "> Hafþór Smárason\n> 4923 Parmova 109\n> Suite 380\n> Maribor\n> Slovenia 82709",
+        "4923 Parmova 109\n> Suite 380\n> Maribor\n> Slovenia 82709",
+    ),
+    (
+        "0138 Brisas 6802\n Apt. 461\n Soto del Barco\n\n Spain 61709",
+        "0138 Brisas 6802\n Apt. 461\n Soto del Barco\n\n Spain 61709",
+    ),
 ]
 
 NOT_ADDRESSES = [
@@ -57,6 +70,8 @@ NOT_ADDRESSES = [
     "use a 3 Way Handshake here",
     "we need 2 Green Lights",
     "the test suite 3 times; Unit 4 tests; Box 2 of 5",
+    "we walked 3 miles down the road, then 2 via points and 4 route changes",
+    "Our office lives at 3 Docker Hosts now; address: 2 Servers",
 ]
 
 

@@ -67,10 +67,16 @@ _TYPE_AFTER = regex.compile(rf"(?i:{_alternatives(_TYPES_AFTER)})\.?")
 _TYPE_BEFORE = regex.compile(rf"(?i:{_alternatives(_TYPES_BEFORE)})\.?")
 _COMPOUND_WORD = rf"[\p{{L}}\p{{M}}'’-]{{2,}}(?i:{_alternatives(_COMPOUND)})"
 
-# a street line, anchored on its house number; "typed" when it has a street type
+# typed in lower case ("12 rue des lilas", "5 calle mayor"), only these types are unmistakable
+_LOWER_TYPE = r"(?:rue|calle|avenida|avda\.|rua|travessa|praça|piazza|viale|carrer)"
+
+# a street line, anchored on its house number (a building number may come first: "13813 3784
+# Archwood Avenue"); "typed" when it has a street type
 _STREET = regex.compile(
     rf"""(?x)(?<![\p{{L}}\p{{N}}_./:#-])
-    (?: (?P<num>{_NUM}),?[ ](?P<words>(?:(?:{_LINK}|{_TYPE_WORD}|{_CAP}|{_COMPOUND_WORD})[ ]?){{1,6}})
+    (?: (?:\d{{1,6}}[ ](?=\d))?(?P<num>{_NUM}),?[ ]
+        (?: (?P<lower>{_LOWER_TYPE}(?:[ ]\p{{Ll}}[\p{{L}}\p{{M}}'’-]*){{1,4}})(?![ ]\p{{Lu}})
+          | (?P<words>(?:(?:{_LINK}|{_TYPE_WORD}|{_CAP}|{_COMPOUND_WORD})(?![\p{{L}}\p{{N}}])[ ]?){{1,6}}) )
           (?:[ ](?P<num2>{_NUM}))?
       | (?P<words2>(?:(?=\p{{Lu}}){_TYPE_WORD}[ ](?:(?:{_LINK}|{_CAP})[ ]){{0,5}}{_CAP}|{_COMPOUND_WORD}
                     |(?:\p{{Lu}}[\p{{L}}\p{{M}}'’.-]{{2,}}[ ]){{1,4}}{_TYPE_WORD}))
@@ -88,8 +94,9 @@ _PLACE_WORDS = rf"{_PLACE_WORD}(?:(?<!\.)[ -](?:{_LINK}[ ])*{_PLACE_WORD}){{0,3}
 _PART = regex.compile(
     rf"""(?x)
     (?: [ ](?P<unit0>{_UNIT})
-      | [ \t]*(?:,[ \t]*(?:\r?\n[ \t,]*)?|\r?\n[ \t,]*)
-    (?: (?P<unit>{_UNIT})
+      | [ \t]*(?:,[ \t]*(?:\r?\n[ \t,>]*)?|\r?\n(?:[ \t>]*\r?\n)?[ \t,>]*)
+    (?: (?P<military>(?i:apo|fpo|dpo)[ ](?i:aa|ae|ap)[ ]\d{{5}})
+      | (?P<unit>{_UNIT})
       | (?P<pc1>{_POSTCODE})(?:[ ](?P<place1>{_PLACE_WORDS}))?
       | (?P<place2>{_PLACE_WORDS})(?:,?[ ](?P<state>\p{{Lu}}{{2,3}}))?(?:,?[ ](?P<pc2>{_POSTCODE}))?
       | (?P<state2>\p{{Lu}}{{2}}) ) )
@@ -97,6 +104,14 @@ _PART = regex.compile(
 )
 _UNIT_START = regex.compile(rf"(?x)(?<![\p{{L}}\p{{N}}_./:#-]){_UNIT}(?![\p{{L}}\p{{N}}_]|[.,]\d)")
 _YEAR = regex.compile(r"(?:1[89]|20)\d\d")
+# words that say an address follows: a form field, or living / being located at, in six languages
+_CUE = regex.compile(
+    r"""(?x)(?i:
+        (?:address|adresse|anschrift|direcci[óo]n|domicilio|indirizzo|endere[çc]o|morada|地址)[ \t]*[:：]
+      | (?:lives?|living|resides?|residing|located)[ ]at | wohnt[ ]in | habite[ ](?:au|à) | vive[ ]en
+      | abita[ ]in | (?:moved|moving)[ ]to )
+    [ \t]*\r?\n?[ \t]*$"""
+)
 # a flat or suite number says where someone lives or works even alone ("Apt. 022", "Suite 680")
 _DWELLING = regex.compile(r"(?:Apt|Apartment|Suite|Ste)\b")
 
@@ -135,6 +150,8 @@ class AddressDetector:
             parts = self._parts_after(text, end)
             while parts and not parts[-1].evidence:
                 parts.pop()
+            if strength == "numbered" and _CUE.search(text, max(0, start - 40), start):
+                strength = "typed"  # "Address: 5366 Pivovarská 276", "lives at 92597 Jahu 80"
             if self._accepted(strength, parts):
                 stop = parts[-1].end if parts else end
                 while text[stop - 1] in ".,":  # the sentence's full stop is not the address's
@@ -159,8 +176,8 @@ class AddressDetector:
     def _street_strength(m: regex.Match[str]) -> str | None:
         """'typed' (a street type is there), 'numbered' (a number before and after its names: "0138
         Brisas 6802"), 'bare' (a number and names), None (not a street)."""
-        if m.group("words2") is not None:
-            return "typed"  # the type-first, compound and "Name Type" forms name their type by construction
+        if m.group("words2") is not None or m.group("lower") is not None:
+            return "typed"  # the type-first, compound, "Name Type" and lower-case forms name their type
         words = m.group("words").split()
         if regex.search(rf"{_COMPOUND_WORD}(?![\p{{L}}])", m.group("words")):
             return "typed"
@@ -186,7 +203,7 @@ class AddressDetector:
             if m is None:
                 break
             place = m.group("place1") or m.group("place2")
-            postal = any(m.group(g) for g in ("unit0", "unit", "pc1", "pc2", "state", "state2"))
+            postal = any(m.group(g) for g in ("unit0", "unit", "military", "pc1", "pc2", "state", "state2"))
             place = (place or "").rstrip(".")
             known = bool(place and (is_place(place) or any(is_place(w) for w in place.split()) or place.isupper()))
             parts.append(_Part(m.end(), postal or known, postal))
