@@ -274,6 +274,13 @@ POSITIVES: list[tuple[str, str, str]] = [
     ("Atentamente, Sra. María José de la Fuente", "PERSON", "María José"),
     ("Hi all, my name is Oluwaseun Adebayo and I lead the team.", "PERSON", "Oluwaseun Adebayo"),
     ("Hi Todd,\nthe nightly deploy failed again.", "PERSON", "Todd"),
+    ("please block my credit card asap ? my name is lena andersson.", "PERSON", "lena andersson"),
+    ("Christine Hertzog but everyone calls me Christine", "PERSON", "Christine"),
+    ("She was born on 7/30/1964. Her maiden name is Sandgreen.", "PERSON", "Sandgreen"),
+    ("I'd like to join accounts with ms. Quinzia Ferrante", "PERSON", "Quinzia Ferrante"),
+    ("My zip code is 76400", "ZIP_CODE", "76400"),
+    ("Can someone call me on 450 0840? I have some questions", "PHONE_NUMBER", "450 0840"),
+    ("Personal Info:\nPhone:\n780 6326 ext", "PHONE_NUMBER", "780 6326"),
     ("Liebe Jana, danke für die Unterlagen.", "PERSON", "Jana"),
     ("Gracias Iñaki! Lo reviso mañana.", "PERSON", "Iñaki"),
     ("I would like to remove my kid Lukas from the will.", "PERSON", "Lukas"),
@@ -302,6 +309,7 @@ POSITIVES: list[tuple[str, str, str]] = [
 NEGATIVES: list[str] = [
     # greetings to no one in particular
     "Hello, World! This is my first program.",
+    "my name is not important here, call me later. My name is the least of it.",
     "Hi all, thanks everyone for joining. Dear Sir or Madam,",
     # versions, builds, hashes, ids
     "Upgraded numpy from 1.26.4 to 2.0.1 and Python to 3.11.9.",

@@ -17,4 +17,15 @@ def test_names_from_other_cultures_in_languages_without_ner() -> None:
 
 def test_capitalised_runs_not_led_by_a_name_are_left_alone() -> None:
     assert names_in("We deploy on GitHub Actions and Microsoft Azure. The Board Meeting is on Monday.") == []
-    assert names_in("Begoña wrote; lower case begoña etxeberria too") == []  # one word, or not capitalised
+    assert names_in("See Begoña; lower case begoña etxeberria too") == []  # one word, or not capitalised
+
+
+def test_one_given_name_where_its_place_says_it_is_a_person() -> None:
+    # the subject of a verb only people do, even when the name is also an everyday word
+    assert names_in("Sofie lives on 69 Av Sidi Lakhdar.\nSandra lives on Hansinegata 120") == ["Sofie", "Sandra"]
+    assert names_in("Darren is a very sympathetic person. Begoña wrote back.") == ["Darren", "Begoña"]
+    # the person addressed, or a line's speaker, when the name is no everyday word
+    assert names_in("Danial, can I please speak to you?") == ["Danial"]
+    assert names_in("Halldór: What a wife.\nDestiny: Remember me?") == ["Halldór"]
+    # a heading, a config key or a function word is no speaker
+    assert names_in("Max: 10 retries\nNote: none\nError: failed\nWill said so.\nPython is from 1991.") == []

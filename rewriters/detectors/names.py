@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import regex
 
-from rewriters.names import can_start_a_name, is_name_word
+from rewriters.gazetteer import is_everyday_word
+from rewriters.names import can_start_a_name, is_given_name, is_name_word
 from rewriters.spans import Span
 from rewriters.text import is_stop_word
 
@@ -21,6 +22,16 @@ _WORD = r"\p{Lu}\p{Ll}+(?:['’-]\p{Lu}?\p{Ll}+)*"
 # a middle initial may sit between two words ("Ella H. Snider", "Mijail C Adomo")
 _INITIAL = r"(?:[ ]\p{Lu}\.?(?=[ ]\p{Lu}))?"
 _RUN = regex.compile(rf"(?<![\p{{L}}\p{{N}}]){_WORD}(?:{_INITIAL}[ ]{_WORD}){{1,3}}(?![\p{{L}}\p{{N}}])")
+# verbs whose subject is a person, in the six languages' most common forms
+_PEOPLE_VERBS = r"""(?:lives|lived|works|worked|said|says|told|wrote|writes|asked|replied|is[ ]from|was[ ]born
+    |is[ ]a[ ]very|is[ ]very|began[ ]writing|spent|habite|travaille|a[ ]dit|wohnt|arbeitet|sagte|vive|trabaja|dijo
+    |abita|lavora|ha[ ]detto)"""
+# a single capitalised word at the start of a text, line or sentence, followed by a speaker's colon,
+# a vocative comma, or a people verb
+_SINGLE = regex.compile(
+    rf"""(?x)(?:^|(?<=\n)|(?<=[.!?][ ]))[ \t>]*(?P<name>{_WORD})
+    (?: :[ ] | ,[ ](?=\p{{Ll}}) | [ ](?P<verb>{_PEOPLE_VERBS})\b )"""
+)
 
 
 class NameDetector:
@@ -30,9 +41,9 @@ class NameDetector:
         self._score = score
 
     def detect(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [self._one(text) for text in texts]
+        return [self._runs(text) + self._single(text) for text in texts]
 
-    def _one(self, text: str) -> list[Span]:
+    def _runs(self, text: str) -> list[Span]:
         """In each run of capitalised words, the name starts at the first word that can start one
         ("Thanks Begoña Etxeberria") and takes the rest of the run; a name has two words at least."""
         spans = []
@@ -48,4 +59,18 @@ class NameDetector:
                     spans.append(Span(start, run.end(), "PERSON", self._score, self.name))
                     break
                 start += len(word) + 1
+        return spans
+
+    def _single(self, text: str) -> list[Span]:
+        """One given name that its place says is a person: the subject of a verb only people do
+        ("Sofie lives on ...", "Darren is a very ..."), or, when the name is no everyday word, a
+        line's speaker ("Vsevolod: Who are you?") or the person addressed ("Danial, can I ...")."""
+        spans = []
+        for m in _SINGLE.finditer(text):
+            word = m.group("name")
+            if not is_given_name(word) or is_stop_word(word):
+                continue
+            if m.group("verb") is None and is_everyday_word(word, "en"):
+                continue
+            spans.append(Span(m.start("name"), m.end("name"), "PERSON", self._score, self.name))
         return spans
