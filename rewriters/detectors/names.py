@@ -4,6 +4,10 @@ German, Italian and Vietnamese have no spaCy NER on PyPI, and the small English 
 names from other cultures ("Begoña Etxeberria" in a German sentence). Faker's public lists of given
 names (every locale) and of leading family names (Vietnamese, Hungarian) mark where a name starts; the
 capitalised words that follow it are the rest of the name.
+
+A single given name is a person only where its place in the sentence says so: the subject of a verb
+only people do ("Sofie lives on ..."), a line's speaker ("Halldór: ...") or the person addressed
+("Danial, can I ..."); the last two only for a name that is no everyday word ("Max: 10 retries").
 """
 
 from __future__ import annotations
