@@ -115,6 +115,9 @@ def test_addresses_are_labelled_and_scored(addresses: AddressDetector) -> None:
         ("Er lebt in Deutschland, elle vit en Allemagne, vive en Alemania.", ["Deutschland", "Allemagne", "Alemania"]),
         ("Trasferito in Germania dalla Svizzera", ["Germania", "Svizzera"]),
         ("Born in Aalborg, raised in Goiânia", ["Aalborg", "Goiânia"]),
+        # a country typed in lower case after a preposition of place
+        ("i'm originally from switzerland, we moved to united kingdom", ["switzerland", "united kingdom"]),
+        ("vivo en españa; ich ziehe nach deutschland", ["españa", "deutschland"]),
     ],
 )
 def test_places_are_found(places: PlaceDetector, text: str, expected: list[str]) -> None:
@@ -131,6 +134,7 @@ def test_places_are_found(places: PlaceDetector, text: str, expected: list[str])
         "ERROR INFO WARN DEBUG GET POST VAT The In On At",
         "pip install Django Flask Celery; kubectl apply -f Helm",
         "email info@aalborg.dk or see /srv/Aalborg/data",
+        "a chad of paper, in the morning, from china import wall",
     ],
 )
 def test_no_place_without_evidence(places: PlaceDetector, text: str) -> None:

@@ -1,7 +1,8 @@
 """Countries and cities the small NER models miss ("Akureyri", "SEINÄJOKI", "Goiânia").
 
 A run of capitalised (or all-capital) words is looked up in the gazetteer, longest first. A country
-counts wherever it is written with a capital. A city that is also an everyday word ("Nice", "Mobile",
+counts wherever it is written with a capital, and in lower case after a preposition of place
+("i'm from switzerland"). A city that is also an everyday word ("Nice", "Mobile",
 "Reading") or a given name ("Florence") is left to the NER model and the address detector, which see
 its context.
 """
@@ -25,6 +26,13 @@ _RUN = regex.compile(
 )
 
 
+# up to three lower-case words after a preposition of place, in the six languages
+_AFTER_PREPOSITION = regex.compile(
+    r"(?<![\p{L}])(?i:from|in|to|at|de|en|à|au|aux|nach|aus|im|desde|hacia)[ ]"
+    r"(?P<words>\p{Ll}+(?:[ ]\p{Ll}+){0,2})"
+)
+
+
 def is_place(name: str) -> bool:
     """A place by its name alone: any country, any big city; a smaller city whose name is no everyday
     word and no given name."""
@@ -45,7 +53,21 @@ class PlaceDetector:
         gazetteer.load()  # at start-up, not in the first request
 
     def detect(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [self._one(text) for text in texts]
+        return [self._one(text) + self._lower_case_countries(text) for text in texts]
+
+    def _lower_case_countries(self, text: str) -> list[Span]:
+        """A country typed in lower case after a preposition of place ("i'm from switzerland")."""
+        spans = []
+        for m in _AFTER_PREPOSITION.finditer(text):
+            for words in (3, 2, 1):  # longest first: "united kingdom", "costa rica"
+                value = " ".join(m.group("words").split(" ")[:words])
+                start = m.start("words")
+                if text.startswith(" import", start + len(value)):
+                    break  # Python's "from china import ...": a module, not a country
+                if len(value.split(" ")) == words and (lookup(value) or ("", 0))[0] == "country":
+                    spans.append(Span(start, start + len(value), "LOCATION", self._score, self.name))
+                    break
+        return spans
 
     def _one(self, text: str) -> list[Span]:
         spans = []
