@@ -72,6 +72,8 @@ NOT_ADDRESSES = [
     "the test suite 3 times; Unit 4 tests; Box 2 of 5",
     "we walked 3 miles down the road, then 2 via points and 4 route changes",
     "Our office lives at 3 Docker Hosts now; address: 2 Servers",
+    "RUN groupadd --system --gid 10001 privgate \\\n && useradd --uid 10001 privgate",
+    "navigate 3 pages, aggregate 5 rows, the brigade 12 and arcade 4",
 ]
 
 

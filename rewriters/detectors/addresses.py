@@ -26,7 +26,7 @@ import regex
 
 from rewriters import gazetteer
 from rewriters.detectors.places import is_place
-from rewriters.gazetteer import is_common_word
+from rewriters.gazetteer import is_common_word, is_everyday_word
 from rewriters.spans import Span
 
 # Street types written as their own word, in the languages we serve and their neighbours (en, fr, es,
@@ -112,6 +112,15 @@ _CUE = regex.compile(
       | abita[ ]in | (?:moved|moving)[ ]to )
     [ \t]*\r?\n?[ \t]*$"""
 )
+_COMPOUND_ONLY = regex.compile(_COMPOUND_WORD)
+
+
+def _is_street_compound(word: str) -> bool:
+    """'Koskikatu', 'Magrethevej', 'hersnapvej': not an English or other everyday word that happens to
+    end like a street type ('aggregate', 'brigade', 'arcade', 'bowtie')."""
+    return not any(is_everyday_word(word, language) for language in ("en", "fr", "de", "es", "it"))
+
+
 # a flat or suite number says where someone lives or works even alone ("Apt. 022", "Suite 680")
 _DWELLING = regex.compile(r"(?:Apt|Apartment|Suite|Ste)\b")
 
@@ -154,7 +163,7 @@ class AddressDetector:
                 strength = "typed"  # "Address: 5366 Pivovarská 276", "lives at 92597 Jahu 80"
             if self._accepted(strength, parts):
                 stop = parts[-1].end if parts else end
-                while text[stop - 1] in ".,":  # the sentence's full stop is not the address's
+                while text[stop - 1] in "., \t":  # the sentence's full stop is not the address's
                     stop -= 1
                 spans.append(Span(start, stop, "STREET_ADDRESS", self._score, self.name))
                 taken = stop
@@ -176,10 +185,14 @@ class AddressDetector:
     def _street_strength(m: regex.Match[str]) -> str | None:
         """'typed' (a street type is there), 'numbered' (a number before and after its names: "0138
         Brisas 6802"), 'bare' (a number and names), None (not a street)."""
-        if m.group("words2") is not None or m.group("lower") is not None:
-            return "typed"  # the type-first, compound, "Name Type" and lower-case forms name their type
+        if m.group("lower") is not None:
+            return "typed"
+        words2 = m.group("words2")
+        if words2 is not None:  # type-first, compound or "Name Type": typed unless the compound is a word
+            return "typed" if not _COMPOUND_ONLY.fullmatch(words2) or _is_street_compound(words2) else None
         words = m.group("words").split()
-        if regex.search(rf"{_COMPOUND_WORD}(?![\p{{L}}])", m.group("words")):
+        # after a house number a compound is capitalised: "6750 Koskikatu 25", not "--gid 10001 privgate"
+        if any(w[:1].isupper() and _COMPOUND_ONLY.fullmatch(w) and _is_street_compound(w) for w in words):
             return "typed"
         after_a_name = any(_TYPE_AFTER.fullmatch(w) for w in words[1:])
         if after_a_name or (len(words) >= 2 and _TYPE_BEFORE.fullmatch(words[0])):
