@@ -105,7 +105,7 @@ def to_word_edges(text: str, span: Span) -> Span:
 
 # an item is one to three name-cased words: an all-capital word is an acronym ("MRN"), a word with
 # inner capitals a brand ("OpenAI", "GitHub")
-_NAME_ITEM = r"\p{Lu}\p{Ll}[\p{Ll}\p{M}'’-]*(?:[ ]\p{Lu}\.?)?(?:[ ]\p{Lu}\p{Ll}[\p{Ll}\p{M}'’-]*){0,2}"
+_NAME_ITEM = r"\p{Lu}\p{Ll}[\p{Ll}\p{M}'’-]*(?:[ ]\p{Lu}\.?(?!\p{L}))?(?:[ ]\p{Lu}\p{Ll}[\p{Ll}\p{M}'’-]*){0,2}"
 _AND = r"(?:,[ ]|[ ](?:and|or|&|et|ou|y|o|e|und|oder)[ ]|,[ ](?:and|et|y|e|und)[ ])"
 # a coordinated list of two or more capitalised items: "Kónya, Becker and Vasquez"
 _LIST = pyregex.compile(rf"(?<![\p{{L}}\p{{N}}]){_NAME_ITEM}(?:{_AND}{_NAME_ITEM})+(?![\p{{L}}\p{{N}}])")

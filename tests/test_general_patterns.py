@@ -311,6 +311,7 @@ NEGATIVES: list[str] = [
     "Hello, World! This is my first program.",
     "my name is not important here, call me later. My name is the least of it.",
     "Hi all, thanks everyone for joining. Dear Sir or Madam,",
+    "Dear Customer,\nDear colleagues,\nLiebe Kunden,\nGentile cliente,",
     # versions, builds, hashes, ids
     "Upgraded numpy from 1.26.4 to 2.0.1 and Python to 3.11.9.",
     "docker run -p 8080:80 nginx:1.25.3 --name web",

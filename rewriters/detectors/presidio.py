@@ -216,16 +216,22 @@ def _implausible_entity(value: str, language: str) -> bool:
         return True
     if not any(c.isupper() or not is_word_char(c) for c in letters):
         return True
-    if value.casefold() in stop_words(language) or value.casefold() in stop_words("en"):
+    if value.casefold() in stop_words(language) or is_stop_word(value):
         return True
-    return _only_everyday_words(value, language)
+    return _only_everyday_words(value)
 
 
-def _only_everyday_words(value: str, language: str) -> bool:
-    """'Provincia', 'Diagnóstico Principal', 'El Tribunal', 'Gouvernement': every word is an everyday
-    word of the language and none is a known name or place. Names that are also words ("Rose
-    García") keep their name word; capitalised headings and sentence openers do not."""
+# German and Italian text is read by the English pipeline, so a span's words are checked in every
+# language we serve, not only the pipeline's
+_LANGUAGES = ("en", "fr", "de", "es", "it")
+
+
+def _only_everyday_words(value: str) -> bool:
+    """'Provincia', 'Diagnóstico Principal', 'Die Rechnung', 'Gouvernement': every word is an everyday
+    word of one of our languages and none is a known name or place. Names that are also words ("Rose
+    García") keep their name word; capitalised headings, nouns and sentence openers do not."""
     words = [w for w in regex.findall(r"[\p{L}\p{M}'’]+", value) if not is_stop_word(w)]
     return bool(words) and all(
-        is_everyday_word(w, language) and not is_name_word(w) and lookup(w) is None for w in words
+        any(is_everyday_word(w, lang) for lang in _LANGUAGES) and not is_name_word(w) and lookup(w) is None
+        for w in words
     )
