@@ -53,7 +53,7 @@ class PlaceDetector:
         gazetteer.load()  # at start-up, not in the first request
 
     def detect(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [self._one(text) + self._lower_case_countries(text) for text in texts]
+        return [self._capitalised(text) + self._lower_case_countries(text) for text in texts]
 
     def _lower_case_countries(self, text: str) -> list[Span]:
         """A country typed in lower case after a preposition of place ("i'm from switzerland")."""
@@ -69,7 +69,8 @@ class PlaceDetector:
                     break
         return spans
 
-    def _one(self, text: str) -> list[Span]:
+    def _capitalised(self, text: str) -> list[Span]:
+        """Each run of capitalised words, its sub-runs looked up longest first."""
         spans = []
         for run in _RUN.finditer(text):
             # word boundaries inside the run, so every sub-run starts and ends on a whole word
