@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -46,13 +49,23 @@ def build_detectors(policy: Policy, analyzers: AnalyzerCache) -> list[Detector]:
 class DetectionEngine:
     """All of one policy's detectors; `detect` is the only entry point the gateway calls."""
 
-    def __init__(self, detectors: Sequence[Detector], protects: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        protects: Callable[[str], bool] | None = None,
+        cache_size: int = 4096,
+    ) -> None:
         self.detectors = list(detectors)
         self._protects = protects  # the policy's "is this label rewritten?", for the merge rule
         # A detector that spends its time outside the GIL (a transformer pass) runs in a thread of its
         # own while the others run here: a request waits for the slower part, not for the sum.
         beside = [d for d in self.detectors if getattr(d, "releases_gil", False)]
         self._pool = ThreadPoolExecutor(max_workers=len(beside), thread_name_prefix="detect") if beside else None
+        # A chat request carries the whole conversation, so every turn re-sends the earlier ones: what the
+        # detectors found in a text is kept, keyed by the text's SHA-256 (the text itself is not kept).
+        self._cache: OrderedDict[bytes, list[list[Span]]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def for_policy(cls, policy: Policy, analyzers: AnalyzerCache) -> DetectionEngine:
@@ -63,20 +76,49 @@ class DetectionEngine:
         todo = [i for i, t in enumerate(texts) if t.strip()]
         if not todo or not self.detectors:
             return found
-        batch = [texts[i] for i in todo]
+        keys = [hashlib.sha256(texts[i].encode("utf-8", "surrogatepass")).digest() for i in todo]
+        known = self._cached(keys)
+        fresh = list(dict.fromkeys(texts[i] for i, key in zip(todo, keys, strict=True) if key not in known))
+        if fresh:
+            per_detector = self._run_all(fresh)  # spans per detector, per fresh text
+            computed = {
+                hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(): [spans[j] for spans in per_detector]
+                for j, text in enumerate(fresh)
+            }
+            self._remember(computed)
+            known.update(computed)
+        for i, key in zip(todo, keys, strict=True):
+            for spans in known[key]:  # in policy order, so the merge sees what it always saw
+                found[i].extend(spans)
+        whole = [[to_word_edges(text, s) for s in spans] for text, spans in zip(texts, found, strict=True)]
+        merged = [merge_spans(spans, self._protects) for spans in whole]
+        merged = [coordinated_names(text, spans, self._protects) for text, spans in zip(texts, merged, strict=True)]
+        return propagate_values(texts, merged, self._protects)
+
+    def _run_all(self, batch: list[str]) -> list[list[list[Span]]]:
+        """Every detector over the batch, in policy order; GIL-free ones in their own thread."""
         pool = self._pool
         started = {
             id(d): pool.submit(_run, d, batch) for d in self.detectors if pool and getattr(d, "releases_gil", False)
         }
         results = {id(d): _run(d, batch) for d in self.detectors if id(d) not in started}
         results.update({key: future.result() for key, future in started.items()})
-        for detector in self.detectors:  # in policy order, so the merge sees what it always saw
-            for i, spans in zip(todo, results[id(detector)], strict=True):
-                found[i].extend(spans)
-        whole = [[to_word_edges(text, s) for s in spans] for text, spans in zip(texts, found, strict=True)]
-        merged = [merge_spans(spans, self._protects) for spans in whole]
-        merged = [coordinated_names(text, spans, self._protects) for text, spans in zip(texts, merged, strict=True)]
-        return propagate_values(texts, merged, self._protects)
+        return [results[id(d)] for d in self.detectors]
+
+    def _cached(self, keys: list[bytes]) -> dict[bytes, list[list[Span]]]:
+        with self._cache_lock:
+            hits = {key: self._cache[key] for key in keys if key in self._cache}
+            for key in hits:
+                self._cache.move_to_end(key)
+        return hits
+
+    def _remember(self, computed: dict[bytes, list[list[Span]]]) -> None:
+        if self._cache_size <= 0:
+            return
+        with self._cache_lock:
+            self._cache.update(computed)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
 
 def _run(detector: Detector, batch: list[str]) -> list[list[Span]]:

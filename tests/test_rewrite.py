@@ -140,6 +140,47 @@ def test_a_detector_that_releases_the_gil_runs_beside_the_others() -> None:
         DetectionEngine([Broken(), Alone()]).detect(["fever Alice"])
 
 
+def test_a_text_seen_before_is_not_detected_again() -> None:
+    """Each chat turn re-sends the conversation: the engine keeps what it found per text (by SHA-256),
+    so earlier turns cost nothing; a bounded LRU, and a failure is never remembered."""
+    from rewriters.detect import DetectionEngine
+    from rewriters.detectors.base import DetectorError
+
+    seen: list[str] = []
+
+    class Counting:
+        name = "counting"
+
+        def detect(self, texts: list[str]) -> list[list[Span]]:
+            seen.extend(texts)
+            return [[Span(0, 5, "PERSON", 0.9, self.name)] for _ in texts]
+
+    engine = DetectionEngine([Counting()], cache_size=2)
+    first = engine.detect(["Alice hi", "Bobby yo"])
+    again = engine.detect(["Bobby yo", "Alice hi", "Carol ok", "Alice hi"])
+    assert seen == ["Alice hi", "Bobby yo", "Carol ok"]  # each text read once, repeats within a call too
+    assert again[1] == again[3] == first[0] and again[0] == first[1]
+    engine.detect(["Bobby yo"])  # Carol and Alice were the two most recent: Bobby was dropped
+    assert seen[-1] == "Bobby yo"
+
+    calls = 0
+
+    class FailingOnce:
+        name = "failing"
+
+        def detect(self, texts: list[str]) -> list[list[Span]]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ValueError("boom")
+            return [[] for _ in texts]
+
+    engine = DetectionEngine([FailingOnce()])
+    with pytest.raises(DetectorError):
+        engine.detect(["Alice hi"])
+    assert engine.detect(["Alice hi"]) == [[]] and calls == 2
+
+
 def test_surrogate_sharing_a_word_with_the_prompt_is_not_used() -> None:
     factory = SurrogateFactory(KEY)
     first = factory.make("t", "PERSON", "Jeffrey Smith")
