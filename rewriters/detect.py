@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -62,8 +63,10 @@ class DetectionEngine:
         beside = [d for d in self.detectors if getattr(d, "releases_gil", False)]
         self._pool = ThreadPoolExecutor(max_workers=len(beside), thread_name_prefix="detect") if beside else None
         # A chat request carries the whole conversation, so every turn re-sends the earlier ones: what the
-        # detectors found in a text is kept, keyed by the text's SHA-256 (the text itself is not kept).
+        # detectors found in a text is kept, keyed by a keyed hash of the text (the text itself is not
+        # kept, and a memory dump cannot confirm a guessed short text such as a lone name).
         self._cache: OrderedDict[bytes, list[list[Span]]] = OrderedDict()
+        self._cache_key = os.urandom(32)
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
 
@@ -76,15 +79,12 @@ class DetectionEngine:
         todo = [i for i, t in enumerate(texts) if t.strip()]
         if not todo or not self.detectors:
             return found
-        keys = [hashlib.sha256(texts[i].encode("utf-8", "surrogatepass")).digest() for i in todo]
+        keys = [self._key_of(texts[i]) for i in todo]
         known = self._cached(keys)
         fresh = list(dict.fromkeys(texts[i] for i, key in zip(todo, keys, strict=True) if key not in known))
         if fresh:
             per_detector = self._run_all(fresh)  # spans per detector, per fresh text
-            computed = {
-                hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(): [spans[j] for spans in per_detector]
-                for j, text in enumerate(fresh)
-            }
+            computed = {self._key_of(text): [spans[j] for spans in per_detector] for j, text in enumerate(fresh)}
             self._remember(computed)
             known.update(computed)
         for i, key in zip(todo, keys, strict=True):
@@ -104,6 +104,9 @@ class DetectionEngine:
         results = {id(d): _run(d, batch) for d in self.detectors if id(d) not in started}
         results.update({key: future.result() for key, future in started.items()})
         return [results[id(d)] for d in self.detectors]
+
+    def _key_of(self, text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), key=self._cache_key, digest_size=32).digest()
 
     def _cached(self, keys: list[bytes]) -> dict[bytes, list[list[Span]]]:
         with self._cache_lock:

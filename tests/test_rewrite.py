@@ -141,7 +141,7 @@ def test_a_detector_that_releases_the_gil_runs_beside_the_others() -> None:
 
 
 def test_a_text_seen_before_is_not_detected_again() -> None:
-    """Each chat turn re-sends the conversation: the engine keeps what it found per text (by SHA-256),
+    """Each chat turn re-sends the conversation: the engine keeps what it found per text (by keyed hash),
     so earlier turns cost nothing; a bounded LRU, and a failure is never remembered."""
     from rewriters.detect import DetectionEngine
     from rewriters.detectors.base import DetectorError
