@@ -87,10 +87,18 @@ def _common_words() -> frozenset[str]:
     return frozenset().union(*(_words_of(lang, COMMON_WORD_ZIPF) for lang in _WORDFREQ_LANGUAGES))
 
 
-def is_everyday_word(word: str, language: str) -> bool:
-    """A word of the text's language (or English) at zipf 3.5 or more: "Provincia", "Tribunal",
-    "Gouvernement". Small NER models take such words for names when they head a line."""
+@functools.cache
+def _everyday_anywhere() -> frozenset[str]:
+    return frozenset().union(*(_words_of(lang, EVERYDAY_WORD_ZIPF) for lang in _WORDFREQ_LANGUAGES))
+
+
+def is_everyday_word(word: str, language: str | None = None) -> bool:
+    """A word of the text's language (or English) at zipf 3.5 or more, or of any of our languages when
+    none is given: "Provincia", "Tribunal", "Die Rechnung". Small NER models take such words for names
+    when they head a line."""
     folded = word.casefold()
+    if language is None:
+        return folded in _everyday_anywhere()
     return folded in _words_of(language, EVERYDAY_WORD_ZIPF) or folded in _words_of("en", EVERYDAY_WORD_ZIPF)
 
 
@@ -105,6 +113,5 @@ def load() -> None:
     """Build the tables now (about a second), so the first request does not pay for it."""
     places()
     _common_words()
-    for language in _WORDFREQ_LANGUAGES:
-        _words_of(language, EVERYDAY_WORD_ZIPF)
+    _everyday_anywhere()
     is_name_word("warm")  # the name tables it is checked against

@@ -118,7 +118,7 @@ _COMPOUND_ONLY = regex.compile(_COMPOUND_WORD)
 def _is_street_compound(word: str) -> bool:
     """'Koskikatu', 'Magrethevej', 'hersnapvej': not an English or other everyday word that happens to
     end like a street type ('aggregate', 'brigade', 'arcade', 'bowtie')."""
-    return not any(is_everyday_word(word, language) for language in ("en", "fr", "de", "es", "it"))
+    return not is_everyday_word(word)
 
 
 # a flat or suite number says where someone lives or works even alone ("Apt. 022", "Suite 680")

@@ -221,17 +221,10 @@ def _implausible_entity(value: str, language: str) -> bool:
     return _only_everyday_words(value)
 
 
-# German and Italian text is read by the English pipeline, so a span's words are checked in every
-# language we serve, not only the pipeline's
-_LANGUAGES = ("en", "fr", "de", "es", "it")
-
-
 def _only_everyday_words(value: str) -> bool:
     """'Provincia', 'Diagnóstico Principal', 'Die Rechnung', 'Gouvernement': every word is an everyday
     word of one of our languages and none is a known name or place. Names that are also words ("Rose
-    García") keep their name word; capitalised headings, nouns and sentence openers do not."""
+    García") keep their name word; capitalised headings, nouns and sentence openers do not. Every
+    language, not only the pipeline's: German and Italian text is read by the English pipeline."""
     words = [w for w in regex.findall(r"[\p{L}\p{M}'’]+", value) if not is_stop_word(w)]
-    return bool(words) and all(
-        any(is_everyday_word(w, lang) for lang in _LANGUAGES) and not is_name_word(w) and lookup(w) is None
-        for w in words
-    )
+    return bool(words) and all(is_everyday_word(w) and not is_name_word(w) and lookup(w) is None for w in words)
