@@ -81,10 +81,10 @@ class DetectionEngine:
             return found
         keys = [self._key_of(texts[i]) for i in todo]
         known = self._cached(keys)
-        fresh = list(dict.fromkeys(texts[i] for i, key in zip(todo, keys, strict=True) if key not in known))
+        fresh = {key: texts[i] for i, key in zip(todo, keys, strict=True) if key not in known}  # repeats once
         if fresh:
-            per_detector = self._run_all(fresh)  # spans per detector, per fresh text
-            computed = {self._key_of(text): [spans[j] for spans in per_detector] for j, text in enumerate(fresh)}
+            per_detector = self._run_all(list(fresh.values()))  # spans per detector, per fresh text
+            computed = {key: [spans[j] for spans in per_detector] for j, key in enumerate(fresh)}
             self._remember(computed)
             known.update(computed)
         for i, key in zip(todo, keys, strict=True):
