@@ -99,7 +99,8 @@ class ChineseConfig(_Strict):
 
 
 class NamesConfig(_Strict):
-    """Runs of capitalised words led by a given name from Faker's lists (names no NER model here reads)."""
+    """Names no NER model here reads: capitalised runs led by a Faker given name, and single given names
+    placed as a speaker, the person addressed or the subject of a verb only people do."""
 
     enabled: bool = False
     score: float = Field(0.6, ge=0.0, le=1.0)
