@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,53 @@ def test_candidates_are_content_word_runs_that_stop_at_punctuation() -> None:
     chinese = "患者被诊断为糖尿病，服用二甲双胍。"
     words = {chinese[s:e] for s, e in candidate_spans(chinese)}
     assert "糖尿病" in words and not any("，" in w for w in words)
+
+
+def _reference_vectors(text: str, spans: list[tuple[int, int]], context: int = 12, window: int = 256) -> np.ndarray:
+    """The span vectors written the slow, obvious way: the eager int8 model over the text's overlapping
+    windows (one batch: int8 activations are scaled per batch), and a plain mean per span, read from
+    the first window that holds it."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model_dir = str(load_embedder("all-MiniLM-L6-v2").model_dir)  # type: ignore[attr-defined]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with warnings.catch_warnings():  # the same int8 quantisation as the encoder, which announces its move too
+        warnings.simplefilter("ignore")
+        model = torch.ao.quantization.quantize_dynamic(AutoModel.from_pretrained(model_dir).eval(), {torch.nn.Linear})
+    enc = tokenizer(
+        [text], return_offsets_mapping=True, return_overflowing_tokens=True, truncation=True, max_length=window,
+        stride=window // 4, padding=True, return_tensors="pt",
+    )
+    offsets = enc.pop("offset_mapping").numpy()
+    enc.pop("overflow_to_sample_mapping")
+    with torch.inference_mode():
+        states = model(**enc).last_hidden_state.numpy()
+    rows = []
+    for s, e in spans:
+        for row in range(len(states)):
+            real = (offsets[row, :, 1] > offsets[row, :, 0]) & enc["attention_mask"][row].numpy().astype(bool)
+            if s >= offsets[row, real, 0].min() and e <= offsets[row, real, 1].max():
+                break
+        inside = np.flatnonzero(real & (offsets[row, :, 0] < e) & (offsets[row, :, 1] > s))
+        around = real.copy()
+        around[: max(inside[0] - context, 0)], around[inside[-1] + context + 1 :], around[inside] = False, False, False
+        span_vec, ctx_vec = states[row, inside].mean(axis=0), states[row, around].mean(axis=0)
+        rows.append(np.concatenate([span_vec / np.linalg.norm(span_vec), ctx_vec / np.linalg.norm(ctx_vec)]))
+    return np.array(rows)
+
+
+def test_token_pool_encoder_matches_the_plain_eager_computation(encoder: TokenPoolEncoder) -> None:
+    """The traced graph and the running-sum pooling are speed-ups only: same vectors as the eager model."""
+    text = "Ana Souza was diagnosed with lupus in March; she now takes hydroxychloroquine 200 mg daily."
+    spans = candidate_spans(text)
+    got = encoder.encode([text], [spans])[0]
+    assert got.shape == (len(spans), encoder.dim)
+    np.testing.assert_allclose(got, _reference_vectors(text, spans), atol=1e-5)
+    # a text longer than one window is read in overlapping windows, and every candidate gets its vector
+    long = text + " " + " ".join(f"Visit {i} was routine." for i in range(80))
+    some = candidate_spans(long)[::7]
+    assert len(some) > 40
+    np.testing.assert_allclose(encoder.encode([long], [some])[0], _reference_vectors(long, some), atol=1e-5)
 
 
 def test_training_converges_and_flags_held_out_terms_not_negatives(
