@@ -4,9 +4,13 @@
     .venv/bin/python bench/detection.py --limit 100      # quick: first 100 records per set
     .venv/bin/python bench/detection.py --examples 5     # also show missed gold / false positives
     .venv/bin/python bench/detection.py --domain medical --baseline   # beside stock Presidio, in one run
+    .venv/bin/python bench/detection.py OTHER.jsonl --policy legal   # any set in the shared/data format
 
-Options: --data-dir (default /work/shared/data), --domain (default general), --only NAME (substring
-of a file name). Each record is detected on its own (engine.detect([text])), as `privgate scan --jsonl`.
+Options: --data-dir (default /work/shared/data: every *.jsonl in it, unless sets are named), --domain
+or --policy (default general), --only NAME (substring of a file name), --labels MAP.yaml. A set's
+labels are mapped to privgate's by bench/labels/<set name>.yaml (its gold label -> the privgate
+labels that count as the right type, and its non-identifying labels); a set with no map file is
+taken to use privgate's labels. Each record is detected on its own (engine.detect([text])), as `privgate scan --jsonl`.
 With --baseline each set is also run through stock Presidio, the way other gateways use it: an
 `AnalyzerEngine` on the English spaCy pipeline with its default recognizers, every entity it reports
 counted as protected.
@@ -29,37 +33,27 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import yaml
+
 from gateway import load_settings
 from gateway.runtime import Runtime
 from policies import Policy
 from rewriters.spans import Span
 
-ADDR, LOC, DATE = ("STREET_ADDRESS", "LOCATION"), ("LOCATION", "STREET_ADDRESS"), ("DATE_TIME", "DATE_OF_BIRTH")
-IDS = ("ID_NUMBER", "NATIONAL_ID", "MEDICAL_RECORD_NUMBER", "ACCOUNT_NUMBER", "MEDICAL_LICENSE")
-# per dataset: default language, gold label -> privgate labels that count as the right type (first = main),
-# and the gold labels that identify nobody by themselves (excluded from the second headline view)
-# fmt: off
-DATASETS = {
-    "presidio_synth.jsonl": dict(lang="en", exclude={"TITLE", "NRP"}, map={
-        "PERSON": ("PERSON",), "STREET_ADDRESS": ADDR, "GPE": LOC, "ORGANIZATION": ("ORGANIZATION",),
-        "CREDIT_CARD": ("CREDIT_CARD",), "DATE_TIME": DATE, "TITLE": (), "PHONE_NUMBER": ("PHONE_NUMBER",),
-        "AGE": ("DATE_TIME",), "NRP": ("NRP",), "EMAIL_ADDRESS": ("EMAIL_ADDRESS",), "ZIP_CODE": ADDR,
-        "DOMAIN_NAME": ("URL",), "IBAN_CODE": ("IBAN_CODE",), "US_SSN": ("US_SSN", "NATIONAL_ID"),
-        "IP_ADDRESS": ("IP_ADDRESS",), "US_DRIVER_LICENSE": ("US_DRIVER_LICENSE", *IDS)}),
-    "meddocan_dev.jsonl": dict(lang="es", exclude={"SEXO_SUJETO_ASISTENCIA", "FAMILIARES_SUJETO_ASISTENCIA"}, map={
-        "NOMBRE_SUJETO_ASISTENCIA": ("PERSON",), "NOMBRE_PERSONAL_SANITARIO": ("PERSON",),
-        "FAMILIARES_SUJETO_ASISTENCIA": ("PERSON",), "ID_SUJETO_ASISTENCIA": IDS, "ID_ASEGURAMIENTO": IDS,
-        "ID_TITULACION_PERSONAL_SANITARIO": ("MEDICAL_LICENSE", *IDS), "ID_CONTACTO_ASISTENCIAL": IDS,
-        "ID_EMPLEO_PERSONAL_SANITARIO": IDS, "CALLE": ADDR, "TERRITORIO": LOC, "PAIS": LOC, "FECHAS": DATE,
-        "EDAD_SUJETO_ASISTENCIA": ("DATE_TIME",), "SEXO_SUJETO_ASISTENCIA": (),
-        "CORREO_ELECTRONICO": ("EMAIL_ADDRESS",), "NUMERO_TELEFONO": ("PHONE_NUMBER",),
-        "NUMERO_FAX": ("PHONE_NUMBER",), "HOSPITAL": ("ORGANIZATION", *LOC), "CENTRO_SALUD": ("ORGANIZATION", *LOC),
-        "INSTITUCION": ("ORGANIZATION",), "PROFESION": (), "OTROS_SUJETO_ASISTENCIA": ()}),
-    "echr_es_fr_projected_reviewed.jsonl": dict(lang="?", exclude={"DEM", "MISC", "QUANTITY"}, map={
-        "PER": ("PERSON",), "DATETIME": DATE, "ORG": ("ORGANIZATION",), "LOC": LOC, "DEM": ("NRP",),
-        "MISC": (), "CODE": IDS, "QUANTITY": ()}),
-}
-# fmt: on
+LABEL_MAPS = Path(__file__).parent / "labels"
+
+
+def dataset_config(path: Path, labels: Path | None) -> dict:
+    """The set's label map: --labels, else bench/labels/<set name>.yaml, else its labels are privgate's own."""
+    mapping = labels or LABEL_MAPS / f"{path.stem}.yaml"
+    if not mapping.is_file():
+        return dict(lang="?", exclude=set(), map=None)
+    cfg = yaml.safe_load(mapping.read_text(encoding="utf-8"))
+    return dict(
+        lang=cfg.get("language") or "?",
+        exclude=set(cfg.get("non_identifying") or ()),
+        map={k: tuple(v) for k, v in cfg["labels"].items()},
+    )
 
 
 def ov(a, b) -> bool:
@@ -108,7 +102,8 @@ def print_headline(title: str, c: Counter, leak: bool) -> None:
 
 
 def report(name: str, recs: list, cfg: dict, policy, examples: int) -> None:
-    lmap, exclude = cfg["map"], cfg["exclude"]
+    exclude = cfg["exclude"]
+    lmap = cfg["map"] or {g[2]: (g[2],) for r in recs for g in r["gold"]}  # no map: gold labels are ours
     allowed = {g for g, m in lmap.items() if m and not policy.protects(m[0])}
     langs = sorted({r["lang"] for r in recs})
     nchars, secs = sum(len(r["text"]) for r in recs), sum(r["secs"] for r in recs)
@@ -226,8 +221,10 @@ def stock_presidio():
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("datasets", nargs="*", type=Path, help="JSONL sets (default: every *.jsonl in --data-dir)")
     ap.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"))
-    ap.add_argument("--domain", default="general")
+    ap.add_argument("--labels", type=Path, default=None, help="label map for the sets (default: bench/labels/NAME.yaml)")
+    ap.add_argument("--domain", "--policy", default="general")
     ap.add_argument("--limit", type=int, default=None, help="records per dataset")
     ap.add_argument("--examples", type=int, default=0, help="show N missed / false-positive values per label")
     ap.add_argument("--only", default="", help="run only the data files whose name contains this")
@@ -241,11 +238,12 @@ def main() -> None:
         runs = [(f"privgate {args.domain}", engine.detect, policy)]
         if args.baseline:
             runs.insert(0, ("Presidio alone", stock_presidio(), Policy(name="presidio", version="stock")))
-        for name, cfg in DATASETS.items():
-            if args.only not in name:
+        for path in args.datasets or sorted(args.data_dir.glob("*.jsonl")):
+            if args.only not in path.name:
                 continue
+            cfg = dataset_config(path, args.labels)
             recs = []
-            with (args.data_dir / name).open(encoding="utf-8") as lines:
+            with path.open(encoding="utf-8") as lines:
                 for line in lines:
                     if line.strip() and (args.limit is None or len(recs) < args.limit):
                         recs.append(json.loads(line))
@@ -257,7 +255,7 @@ def main() -> None:
                     r["pred"] = [(s.start, s.end, s.label, s.detector) for s in spans]
                     r["gold"] = [(s["start"], s["end"], s["label"]) for s in r["spans"]]
                     r["lang"] = (r.get("meta") or {}).get("lang", cfg["lang"])
-                report(f"{name} [{title}]", recs, cfg, judged_by, args.examples)
+                report(f"{path.name} [{title}]", recs, cfg, judged_by, args.examples)
         runtime.audit.close()
 
 
