@@ -120,6 +120,13 @@ class AddressesConfig(_Strict):
     score: float = Field(0.75, ge=0.0, le=1.0)
 
 
+class FieldsConfig(_Strict):
+    """Values of structured text (JSON, key=value, YAML, tables, SQL inserts) by their field's name."""
+
+    enabled: bool = False
+    score: float = Field(0.85, ge=0.0, le=1.0)
+
+
 class PrototypesConfig(_Strict):
     """DAMPER-style learnt domain privacy: a trained prototype artifact (`privgate prototypes train`).
 
@@ -136,6 +143,7 @@ class DetectorsConfig(_Strict):
     names: NamesConfig = NamesConfig()
     places: PlacesConfig = PlacesConfig()
     addresses: AddressesConfig = AddressesConfig()
+    fields: FieldsConfig = FieldsConfig()
     prototypes: PrototypesConfig | None = None
     patterns: list[PatternConfig] = []
     deny_lists: list[DenyListConfig] = []
@@ -221,5 +229,5 @@ class Policy(_Strict):
         d = self.detectors
         learnt = d.prototypes is not None and d.prototypes.enabled
         listed = bool(d.patterns) or bool(d.deny_lists)
-        structural = d.names.enabled or d.places.enabled or d.addresses.enabled
+        structural = d.names.enabled or d.places.enabled or d.addresses.enabled or d.fields.enabled
         return d.presidio.enabled or d.chinese.enabled or structural or learnt or listed

@@ -16,6 +16,7 @@ from policies.schema import Policy
 from rewriters.detectors.addresses import AddressDetector
 from rewriters.detectors.base import Detector, DetectorError
 from rewriters.detectors.chinese import ChineseNameDetector
+from rewriters.detectors.fields import FieldDetector
 from rewriters.detectors.names import NameDetector
 from rewriters.detectors.patterns import PatternDetector
 from rewriters.detectors.places import PlaceDetector
@@ -38,6 +39,8 @@ def build_detectors(policy: Policy, analyzers: AnalyzerCache) -> list[Detector]:
         detectors.append(PlaceDetector(config.places.score))
     if config.addresses.enabled:
         detectors.append(AddressDetector(config.addresses.score))
+    if config.fields.enabled:
+        detectors.append(FieldDetector(config.fields.score))
     if config.prototypes is not None and config.prototypes.enabled:
         from rewriters.detectors.prototypes import PrototypeDetector  # faiss and an embedder: only when asked
 
