@@ -223,7 +223,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("datasets", nargs="*", type=Path, help="JSONL sets (default: every *.jsonl in --data-dir)")
     ap.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"))
-    ap.add_argument("--labels", type=Path, default=None, help="label map for the sets (default: bench/labels/NAME.yaml)")
+    ap.add_argument("--labels", type=Path, default=None, help="label map (default: bench/labels/NAME.yaml)")
     ap.add_argument("--domain", "--policy", default="general")
     ap.add_argument("--limit", type=int, default=None, help="records per dataset")
     ap.add_argument("--examples", type=int, default=0, help="show N missed / false-positive values per label")

@@ -102,6 +102,12 @@ def is_everyday_word(word: str, language: str | None = None) -> bool:
     return folded in _words_of(language, EVERYDAY_WORD_ZIPF) or folded in _words_of("en", EVERYDAY_WORD_ZIPF)
 
 
+def is_frequent_english_word(word: str) -> bool:
+    """An English word at zipf 4.5 or more ("will", "grace", "max"): typed in lower case, such a word is
+    read as the word even where a name could stand ("ask grace" stays; "ask priya" is a person)."""
+    return word.casefold() in _words_of("en", 4.5)
+
+
 def is_common_word(word: str) -> bool:
     """True for a word that everyday text uses as a word in one of our languages ("Nice", "Split"),
     and for a phrase of such words only ("Country Club")."""

@@ -14,7 +14,16 @@ from typing import Literal
 from faker.config import AVAILABLE_LOCALES
 
 Gender = Literal["female", "male"]
-_ATTRIBUTES = {"first_names": None, "first_names_male": "male", "first_names_female": "female"}
+# Faker's given-name lists: the plain ones, and those some locales keep apart (romanised Japanese,
+# Islamic and Hindu names in the Indian and Pakistani locales, Russian names in the Kazakh one...)
+_KINDS = ("", "_common", "_est", "_rus", "_islamic", "_hinduism", "_unisex", "_nonbinary")
+_GENDERS: tuple[tuple[str, Gender | None], ...] = (("", None), ("_male", "male"), ("_female", "female"))
+_ATTRIBUTES: dict[str, Gender | None] = {
+    f"{stem}{infix}{kind}": gender
+    for stem in ("first_names", "first_romanized_names")
+    for infix, gender in _GENDERS
+    for kind in _KINDS
+}
 # Locales that write the family name first ("Nguyễn Thị Minh Khai", "Nagy Gábor"): there a name starts with it.
 FAMILY_NAME_FIRST = ("vi_VN", "hu_HU")
 
@@ -58,13 +67,23 @@ def _leading_family_names() -> frozenset[str]:
     return frozenset(found)
 
 
+_FAMILY_ATTRIBUTES = (
+    "last_names",
+    "last_romanized_names",
+    "last_names_common",
+    "last_names_islamic",
+    "last_names_hinduism",
+)
+
+
 @functools.cache
 def _family_names() -> frozenset[str]:
     found: set[str] = set()
     for locale in AVAILABLE_LOCALES:
-        values = (_provider(locale) or object).__dict__.get("last_names")
-        if isinstance(values, list | tuple | dict | set | frozenset):
-            found.update(n.casefold() for n in values if isinstance(n, str))
+        for attribute in _FAMILY_ATTRIBUTES:
+            values = (_provider(locale) or object).__dict__.get(attribute)
+            if isinstance(values, list | tuple | dict | set | frozenset):
+                found.update(n.casefold() for n in values if isinstance(n, str))
     return frozenset(found)
 
 

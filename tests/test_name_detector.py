@@ -29,3 +29,25 @@ def test_one_given_name_where_its_place_says_it_is_a_person() -> None:
     assert names_in("Halldór: What a wife.\nDestiny: Remember me?") == ["Halldór"]
     # a heading, a config key or a function word is no speaker
     assert names_in("Max: 10 retries\nNote: none\nError: failed\nWill said so.\nPython is from 1991.") == []
+
+
+def test_one_given_name_in_any_case_where_the_sentence_says_it_is_a_person() -> None:
+    # the one a message is for, in six languages, typed in lower case as people do in chat
+    assert names_in("can u email priya about the standup?") == ["priya"]
+    assert names_in("yo tell kenji and haruka the table is booked") == ["kenji", "haruka"]
+    assert names_in("dile a valentina que ya salí") == ["valentina"]
+    assert names_in("dì a giulia che stasera non ce la faccio") == ["giulia"]
+    assert names_in("sag jonas bitte, dass ich später komme") == ["jonas"]
+    # the subject of a people verb, anywhere in the sentence
+    assert names_in("lol yeah jessica said the same thing") == ["jessica"]
+    assert names_in("Am Montag: Sophie hat gesagt, sie kommt") == ["Sophie"]
+    # a capitalised name inside a sentence, when it is no everyday word
+    assert names_in("My tenant Chukwuemeka hasn't paid rent for 3 months") == ["Chukwuemeka"]
+
+
+def test_words_that_only_could_be_names_are_left_alone() -> None:
+    # frequent English words typed in lower case, stop words, places, and particles of longer names
+    assert names_in("will you ask grace if she wants it? ask will. tell me. email support") == []
+    assert names_in("The meeting with Paris and Berlin teams is in April; ask the team about Rose") == []
+    assert names_in("Domicilio: Calle Virgen del Rocio, 19. La cour d'appel de Svea a statué.") == []
+    assert names_in("M. Peter Darby était là") == ["Peter Darby"]  # a run, not its second word alone

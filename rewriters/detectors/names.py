@@ -5,9 +5,14 @@ names from other cultures ("Begoña Etxeberria" in a German sentence). Faker's p
 names (every locale) and of leading family names (Vietnamese, Hungarian) mark where a name starts; the
 capitalised words that follow it are the rest of the name.
 
-A single given name is a person only where its place in the sentence says so: the subject of a verb
-only people do ("Sofie lives on ..."), a line's speaker ("Halldór: ...") or the person addressed
-("Danial, can I ..."); the last two only for a name that is no everyday word ("Max: 10 retries").
+A single given name is a person only where its place in the sentence says so:
+- the subject of a verb only people do ("Sofie lives on ...", "jessica said", "Sophie hat gesagt");
+- the one a message is for ("tell kenji and haruka", "dile a valentina", "sag jonas");
+- a line's speaker ("Halldór: ...") or the person addressed ("Danial, can I ...");
+- a capitalised word inside a sentence ("did Babajide ever send"), when it is no everyday word and
+  no place.
+The last two, and names typed in lower case, only for a name that is no everyday word or stop word
+("Max: 10 retries", "call me", "ask will").
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Sequence
 
 import regex
 
-from rewriters.gazetteer import is_everyday_word
+from rewriters.gazetteer import is_everyday_word, is_frequent_english_word, lookup
 from rewriters.names import can_start_a_name, is_given_name, is_name_word
 from rewriters.spans import Span
 from rewriters.text import is_stop_word
@@ -38,6 +43,29 @@ _SINGLE = regex.compile(
 )
 
 
+_ANY_WORD = r"\p{L}[\p{Ll}\p{M}]+(?:['’-]\p{L}[\p{Ll}\p{M}]+)*"  # "kenji", "Jean-Luc", "léa"
+# what people write before the one a message is for, in the six languages
+_FOR = r"""(?:tell|ask|email|e-mail|text|ping|message|remind|invite|thank|say[ ]hi[ ]to|says[ ]hi[ ]to|talk[ ]to
+    |speak[ ]to|write[ ]to|heard[ ]from|covering[ ]for|dis[ ]à|demande[ ]à|écris[ ]à|chez|sag|frag|schreib|grüß
+    |dile[ ]a|pregúntale[ ]a|escríbele[ ]a|avísale[ ]a|dì[ ]a|di'[ ]a|chiedi[ ]a|scrivi[ ]a|saluta)"""
+_ADDRESSED = regex.compile(
+    rf"""(?xi)(?<![\p{{L}}\p{{N}}])(?-i:{_FOR})[ ]+(?P<name>{_ANY_WORD})
+    (?:[ ]+(?:and|und|et|y|e)[ ]+(?P<name2>{_ANY_WORD}))?(?![\p{{L}}\p{{N}}@.]|\.\w)"""
+)
+# a people verb after a name anywhere in a sentence ("lol yeah jessica said", "Sophie hat gesagt")
+_SUBJECT = regex.compile(
+    rf"""(?x)(?<![\p{{L}}\p{{N}}@./_-])(?P<name>{_ANY_WORD})[ ]+
+    (?:said|says|posted|texted|emailed|replied|wrote|told|hat[ ]gesagt|a[ ]dit|dijo|ha[ ]detto|{_PEOPLE_VERBS})\b"""
+)
+# one capitalised word inside a sentence: after a lower-case word that is no name particle ("de Svea",
+# "San Cosme" are places), and not the start of a longer capitalised run
+_PARTICLES = "de|del|della|delle|di|da|dal|du|des|dos|das|do|van|von|der|den|la|le|st|san|santa|santo|saint|of|the"
+_INSIDE = regex.compile(
+    rf"(?<=(?<![\p{{L}}\p{{N}}'’-])(?!(?:{_PARTICLES})[ ])\p{{Ll}}+[,]?[ ])(?P<name>\p{{Lu}}\p{{Ll}}+)"
+    r"(?![\p{L}\p{N}'’-]|[ ]\p{Lu}|\.\w)"
+)
+
+
 class NameDetector:
     name = "names"
 
@@ -45,7 +73,11 @@ class NameDetector:
         self._score = score
 
     def detect(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [self._runs(text) + self._single(text) for text in texts]
+        out = []
+        for text in texts:
+            found = self._runs(text) + self._single(text) + self._placed(text)
+            out.append(list({(s.start, s.end): s for s in found}.values()))  # one span where two rules agree
+        return out
 
     def _runs(self, text: str) -> list[Span]:
         """In each run of capitalised words, the name starts at the first word that can start one
@@ -77,4 +109,21 @@ class NameDetector:
             if m.group("verb") is None and is_everyday_word(word, "en"):
                 continue
             spans.append(Span(m.start("name"), m.end("name"), "PERSON", self._score, self.name))
+        return spans
+
+    def _placed(self, text: str) -> list[Span]:
+        """A given name, in any case, where the sentence says it is a person: the one a message is for,
+        the subject of a people verb, or a capitalised word inside a sentence (`_INSIDE`, the weakest
+        evidence, so only for names that are no everyday word: "did Babajide ever", not "in Rose")."""
+        spans = []
+        for pattern, groups in ((_ADDRESSED, ("name", "name2")), (_SUBJECT, ("name",)), (_INSIDE, ("name",))):
+            for m in pattern.finditer(text):
+                for group in groups:
+                    word = m.group(group)
+                    if word is None or not is_given_name(word) or is_stop_word(word) or lookup(word) is not None:
+                        continue
+                    weak = is_everyday_word(word) if pattern is _INSIDE else word.islower()
+                    if weak and (pattern is _INSIDE or is_frequent_english_word(word)):
+                        continue
+                    spans.append(Span(m.start(group), m.end(group), "PERSON", self._score, self.name))
         return spans
