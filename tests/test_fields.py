@@ -124,3 +124,13 @@ def test_key_value_lines_logs_and_config() -> None:
 )
 def test_code_is_not_a_record(code: str) -> None:
     assert found(code) == []
+
+
+def test_a_token_with_dots_is_a_value_and_a_dotted_name_is_code() -> None:
+    assert found("access_token=ya29.a0AfB_byC8xKq2LmN7vPzR4tW9hJ3dF (user x)") == [
+        ("SECRET", "ya29.a0AfB_byC8xKq2LmN7vPzR4tW9hJ3dF")
+    ]
+    assert found("[api]\nchiave_segreta = 4f8a1c9e2b7d3f6a0e5c8b1d4f7a2e9c\n") == [
+        ("SECRET", "4f8a1c9e2b7d3f6a0e5c8b1d4f7a2e9c")
+    ]
+    assert found("token=self.tokenizer.pad_token_id\nsecret_key=settings.secret_key") == []

@@ -211,6 +211,23 @@ POSITIVES: list[tuple[str, str, str]] = [
     ("codice fiscale RSSMRA85T10A562S", "NATIONAL_ID", "RSSMRA85T10A562S"),
     ("身份证号：11010519491231002X", "NATIONAL_ID", "11010519491231002X"),
     ("NI number: AB 12 34 56 C", "NATIONAL_ID", "AB 12 34 56 C"),
+    ("Pat. Reto Brunner, AHV-Nr. 756.1234.5678.97, 34 J.", "NATIONAL_ID", "756.1234.5678.97"),
+    ('"cpf": "482.193.776-05"', "NATIONAL_ID", "482.193.776-05"),
+    ("it asks for my PESEL too, which is 90010112345.", "NATIONAL_ID", "90010112345"),
+    ("Patient : Gabriel Tremblay, NAM TREG 8503 1214, né le", "NATIONAL_ID", "TREG 8503 1214"),
+    ("born in Guadalajara, passport G18273645 (expired)", "ID_NUMBER", "G18273645"),
+    ("a copy of your ID card (no. 482917AB) and", "ID_NUMBER", "482917AB"),
+    ("my booking reference is 7HX92K4 and your staff", "ID_NUMBER", "7HX92K4"),
+    ("Probate No. 2024-EST-00915.", "ID_NUMBER", "2024-EST-00915"),
+    ("remboursement de 89 €, dossier n° SAV-2024-11873. Personne", "ID_NUMBER", "SAV-2024-11873"),
+    ("Affaire n° RG 23/04512 - Mme Fontaine", "ID_NUMBER", "23/04512"),
+    ("Siniestro nº SIN-2024-00781. Asegurado:", "ID_NUMBER", "SIN-2024-00781"),
+    ("il suo permesso di soggiorno (n. I12345678) è pronto", "ID_NUMBER", "I12345678"),
+    ("身分證字號 A223456789，住台北市", "ID_NUMBER", "A223456789"),
+    ("vers mon compte 00012345678 n'est jamais arrivé", "ACCOUNT_NUMBER", "00012345678"),
+    ("Client depuis 2015. N° client 7845120.", "ACCOUNT_NUMBER", "7845120"),
+    ("Il mio codice cliente è 00573829.", "ACCOUNT_NUMBER", "00573829"),
+    ("支付失败，银行卡 6222 0202 0002 1234 567 余额不足", "ACCOUNT_NUMBER", "6222 0202 0002 1234 567"),
     # --- phone numbers ----------------------------------------------------------------------
     ("Appelez-moi au +33 6 12 34 56 78 demain.", "PHONE_NUMBER", "+33 6 12 34 56 78"),
     ("Mon portable : 06 12 34 56 78", "PHONE_NUMBER", "06 12 34 56 78"),
@@ -307,6 +324,9 @@ POSITIVES: list[tuple[str, str, str]] = [
 
 # Text that no pattern may match at all.
 NEGATIVES: list[str] = [
+    # references that identify no one: issues, versions, years, a file's number
+    "Fixed in PR #1234 (see issue #456); bump to version 3.10.2. Le dossier 2024 de la commission.",
+    "The passport office opens in 2025; the ID card reader is model 4410. Booking opens at 09:00.",
     # greetings to no one in particular
     "Hello, World! This is my first program.",
     "my name is not important here, call me later. My name is the least of it.",

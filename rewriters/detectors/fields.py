@@ -36,11 +36,13 @@ PERSON = "PERSON"
 _FIELDS = {
     "SECRET": """password, passwd, =pwd, passphrase, passwort, kennwort, mot de passe, =mdp, contrasena, =clave,
         密码, 口令, secret, client secret, api key, apikey, access key, secret key, private key, signing key,
-        access token, refresh token, auth token, bearer token, id token, session token, token""",
+        access token, refresh token, auth token, bearer token, id token, session token, token, chiave segreta,
+        segreto, cle secrete, clave secreta, geheimnis""",
     "DATE_OF_BIRTH": """dob, date of birth, birth date, birthdate, birthday, =born, geburtsdatum, geburtstag,
         date naissance, date de naissance, fecha nacimiento, fecha de nacimiento, data nascita, data di nascita,
         出生日期, 生日""",
-    "ID_NUMBER": """ssn, social security, national id, nino, passport, tax id, =tin, steuer id, steuernummer,
+    "ID_NUMBER": """ssn, social security, national id, nino, passport, passeport, pasaporte, passaporto, reisepass,
+        tax id, =tin, steuer id, steuernummer, =cpf, pesel, personalnr, id empleado, numero empleado, 工号,
         steuer identifikationsnummer, nif, =nie, dni, codice fiscale, =nir, insee, numero secu, securite sociale,
         svnr, sv nummer, versicherungsnummer, versichertennummer, nhs, mrn, medical record, patient id, health id,
         insurance number, insurance id, policy number, member id, employee id, employee number, personnel number,
@@ -139,7 +141,7 @@ def looks_like_a_name(value: str) -> bool:
     return any(is_name_word(w.strip(".")) for w in words)
 
 
-_CODE = regex.compile(r"[()\[\]{}=`]|^(?:\$|self\.)|^[A-Za-z_]\w*(?:\.\w+)+$")  # an expression, not a value
+_CODE = regex.compile(r"[()\[\]{}=`]|^(?:\$|self\.)|^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+$")  # code, not a value
 _PLACE_NAME = regex.compile(r"\p{L}[\p{L}\p{M} .'’-]*")
 
 
@@ -175,7 +177,7 @@ _QUOTED_PAIR = regex.compile(
 # key=value (logs, .env, query strings) and key: value at a line's start (YAML, INI, mail headers)
 _BARE_PAIR = regex.compile(
     r"""(?:(?<![\w.$-])(?P<key>[A-Za-z_][\w.-]{0,59})=(?P<vq>["'])?(?P<value>(?(vq)[^"'\n]*|[^\s&,;"'<>]+))(?(vq)(?P=vq))
-        |(?m:^)[ \t]*(?:-[ \t]+)?(?P<key2>[\p{L}_][\p{L}\p{N}_ .-]{0,40}?)[ \t]*:[ \t]+(?P<vq2>["']?)
+        |(?m:^)[ \t]*(?:-[ \t]+)?(?P<key2>[\p{L}_][\p{L}\p{N}_ .-]{0,40}?)[ \t]*[:=][ \t]+(?P<vq2>["']?)
          (?P<value2>[^\n"']*?)(?P=vq2)[ \t]*$)""",
     regex.X | regex.M,
 )
