@@ -76,6 +76,8 @@ def test_tables_with_a_header_row() -> None:
         ("LOCATION", "Porto Alegre"),
         ("PHONE_NUMBER", "+55 51 5555 0101"),
     ]
+    psql = " id | name | dob | city\n----+------+-----+-----\n 1042 | Marcus Delgado | 1987-02-14 | Tucson\n(1 row)"
+    assert found(psql) == [("PERSON", "Marcus Delgado"), ("DATE_OF_BIRTH", "1987-02-14"), ("LOCATION", "Tucson")]
     quoted = 'name,address\n"Kenji Sato","2-1 Marunouchi, Chiyoda, Tokyo"'
     assert found(quoted) == [("PERSON", "Kenji Sato"), ("STREET_ADDRESS", "2-1 Marunouchi, Chiyoda, Tokyo")]
     # a prose line with a comma is no header

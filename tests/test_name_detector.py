@@ -41,6 +41,10 @@ def test_one_given_name_in_any_case_where_the_sentence_says_it_is_a_person() -> 
     # the subject of a people verb, anywhere in the sentence
     assert names_in("lol yeah jessica said the same thing") == ["jessica"]
     assert names_in("Am Montag: Sophie hat gesagt, sie kommt") == ["Sophie"]
+    # the name that signs a message, even an everyday word
+    assert names_in("Please use the new form.\n\nBest,\nJoy") == ["Joy"]
+    assert names_in("Bis dann.\n\nLG\nStefan") == ["Stefan"]
+    assert names_in("Thanks,\nThe Team\n\nCheers,\nSupport") == []
     # a capitalised name inside a sentence, when it is no everyday word
     assert names_in("My tenant Chukwuemeka hasn't paid rent for 3 months") == ["Chukwuemeka"]
 

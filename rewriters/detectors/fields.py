@@ -276,8 +276,8 @@ class FieldDetector:
             k += 1
             while k < len(lines):
                 row_start, row = lines[k]
-                if sep == "|" and regex.fullmatch(r"\s*\|?[\s:|-]+\|?\s*", row):
-                    k += 1  # a Markdown table's rule line
+                if sep == "|" and regex.fullmatch(r"[\s:|+-]+", row):
+                    k += 1  # the rule line of a Markdown table or of psql's output
                     continue
                 cells = _split_cells(row.rstrip("\r"), sep)
                 if sep == "|":

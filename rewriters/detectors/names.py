@@ -9,6 +9,7 @@ A single given name is a person only where its place in the sentence says so:
 - the subject of a verb only people do ("Sofie lives on ...", "jessica said", "Sophie hat gesagt");
 - the one a message is for ("tell kenji and haruka", "dile a valentina", "sag jonas");
 - a line's speaker ("Halldór: ...") or the person addressed ("Danial, can I ...");
+- the name that signs a message, on the line after its closing ("Best,\nJoy", "LG\nStefan");
 - a capitalised word inside a sentence ("did Babajide ever send"), when it is no everyday word and
   no place.
 The last two, and names typed in lower case, only for a name that is no everyday word or stop word
@@ -66,6 +67,16 @@ _INSIDE = regex.compile(
 )
 
 
+# a message's signature: a closing line, then a line that is only a name ("Best,\nJoy", "LG\nStefan")
+_SIGNED = regex.compile(
+    r"""(?xm)^[ \t>]*(?i:best|best[ ]regards|regards|kind[ ]regards|cheers|thanks|thank[ ]you|many[ ]thanks
+        |sincerely|yours|lg|vg|mfg|viele[ ]grüße|liebe[ ]grüße|beste[ ]grüße|mit[ ]freundlichen[ ]grüßen|gruß
+        |grüße|cordialement|bien[ ]à[ ]vous|amitiés|bisous|merci|saludos|un[ ]saludo|atentamente|abrazos
+        |un[ ]abrazo|gracias|cordiali[ ]saluti|saluti|un[ ]saluto|grazie|a[ ]presto|ciao)[ \t,.!]*\n
+        (?:[ \t>]*\n)?[ \t>]*(?P<name>\p{Lu}\p{Ll}+(?:[ -]\p{Lu}\p{Ll}+){0,2})[ \t]*$"""
+)
+
+
 class NameDetector:
     name = "names"
 
@@ -113,17 +124,22 @@ class NameDetector:
 
     def _placed(self, text: str) -> list[Span]:
         """A given name, in any case, where the sentence says it is a person: the one a message is for,
-        the subject of a people verb, or a capitalised word inside a sentence (`_INSIDE`, the weakest
-        evidence, so only for names that are no everyday word: "did Babajide ever", not "in Rose")."""
+        the subject of a people verb, a signature, or a capitalised word inside a sentence (`_INSIDE`,
+        the weakest evidence, so only for names that are no everyday word: "did Babajide ever", not
+        "about Rose")."""
         spans = []
-        for pattern, groups in ((_ADDRESSED, ("name", "name2")), (_SUBJECT, ("name",)), (_INSIDE, ("name",))):
+        rules = ((_ADDRESSED, ("name", "name2")), (_SUBJECT, ("name",)), (_SIGNED, ("name",)), (_INSIDE, ("name",)))
+        for pattern, groups in rules:
             for m in pattern.finditer(text):
                 for group in groups:
-                    word = m.group(group)
-                    if word is None or not is_given_name(word) or is_stop_word(word) or lookup(word) is not None:
+                    if m.group(group) is None:
                         continue
-                    weak = is_everyday_word(word) if pattern is _INSIDE else word.islower()
-                    if weak and (pattern is _INSIDE or is_frequent_english_word(word)):
+                    first = regex.split(r"[ -]", m.group(group))[0]  # "Mary-Ann", "Ana Souza": the given name
+                    if not is_given_name(first) or is_stop_word(first) or lookup(first) is not None:
+                        continue
+                    if pattern is _INSIDE and is_everyday_word(first):
+                        continue
+                    if first.islower() and is_frequent_english_word(first):  # "ask grace", "email support"
                         continue
                     spans.append(Span(m.start(group), m.end(group), "PERSON", self._score, self.name))
         return spans
