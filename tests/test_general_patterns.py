@@ -212,6 +212,12 @@ POSITIVES: list[tuple[str, str, str]] = [
     ("身份证号：11010519491231002X", "NATIONAL_ID", "11010519491231002X"),
     ("NI number: AB 12 34 56 C", "NATIONAL_ID", "AB 12 34 56 C"),
     ("Gentile sig. Conti, con la presente", "PERSON", "Conti"),
+    ("What is the limit for card 501864667909?", "CREDIT_CARD", "501864667909"),
+    ("I have worked at Hill Inc. since 2019", "ORGANIZATION", "Hill Inc."),
+    ("Die Rechnung von Kessler Logistik GmbH ist fällig.", "ORGANIZATION", "Kessler Logistik GmbH"),
+    ("Contratto con Rossi S.r.l. firmato", "ORGANIZATION", "Rossi S.r.l."),
+    ("My credit card 4131 0342 8245 8809 939 has been lost", "CREDIT_CARD", "4131 0342 8245 8809 939"),
+    ("Ma carte bancaire : 4970 1012 3456 7890", "CREDIT_CARD", "4970 1012 3456 7890"),
     ("al mio commercialista, il dott. Moretti, per chiedere", "PERSON", "Moretti"),
     ('"POST /reset-password?email=camille.dubois%40free.fr&token=x"', "EMAIL_ADDRESS", "camille.dubois%40free.fr"),
     ("Pat. Reto Brunner, AHV-Nr. 756.1234.5678.97, 34 J.", "NATIONAL_ID", "756.1234.5678.97"),
@@ -330,6 +336,8 @@ NEGATIVES: list[str] = [
     # references that identify no one: issues, versions, years, a file's number
     "Fixed in PR #1234 (see issue #456); bump to version 3.10.2. Le dossier 2024 de la commission.",
     "The passport office opens in 2025; the ID card reader is model 4410. Booking opens at 09:00.",
+    "The card game had 2 players; cc 3 people; gift card worth 50 EUR, order 123456789.",
+    "This Ltd edition print; Inc. magazine; the AG said; we deploy Docker and Python.",
     # greetings to no one in particular
     "Hello, World! This is my first program.",
     "my name is not important here, call me later. My name is the least of it.",

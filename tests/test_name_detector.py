@@ -41,6 +41,11 @@ def test_one_given_name_in_any_case_where_the_sentence_says_it_is_a_person() -> 
     # the subject of a people verb, anywhere in the sentence
     assert names_in("lol yeah jessica said the same thing") == ["jessica"]
     assert names_in("Am Montag: Sophie hat gesagt, sie kommt") == ["Sophie"]
+    # a speaker in quoted dialogue, a person's relatives, and a family name that follows the given name
+    assert names_in('Koppány: "Who are you?"\nElizabeth:"I\'m Amanda\'s daughter".') == ["Elizabeth", "Amanda"]
+    assert names_in('mika: "who are you?"') == ["mika"]
+    assert names_in("please follow up with patricia desrosiers next month") == ["patricia desrosiers"]
+    assert names_in("Mehrudin shouted at Todd in the hall") == ["Todd"]
     # the name that signs a message, even an everyday word
     assert names_in("Please use the new form.\n\nBest,\nJoy") == ["Joy"]
     assert names_in("Bis dann.\n\nLG\nStefan") == ["Stefan"]

@@ -46,3 +46,16 @@ def test_an_organisation_of_rare_words_is_a_person(runtime: Runtime) -> None:
     found = {text[s.start : s.end]: s.label for s in spans}
     assert found.get("Tomomi Nishiyama") == "PERSON"
     assert not any("Power" in value for value in found)
+
+
+def test_an_organisation_named_after_people_is_kept() -> None:
+    """A firm named after people names them: kept as an organisation though the general policy does not
+    ask for organisations; a firm with one name and a common word, or a product, is not."""
+    from rewriters.detectors.presidio import _named_after_people
+
+    assert _named_after_people("ORGANIZATION", "Jones, Smith and Davis")
+    assert _named_after_people("ORGANIZATION", "Garcia-Roberson")
+    assert not _named_after_people("ORGANIZATION", "Szabó & Partners")
+    assert not _named_after_people("ORGANIZATION", "Clean Power Finance")
+    assert not _named_after_people("ORGANIZATION", "GitHub Actions")
+    assert not _named_after_people("PERSON", "Jones, Smith and Davis")

@@ -46,8 +46,9 @@ _SINGLE = regex.compile(
 
 _ANY_WORD = r"\p{L}[\p{Ll}\p{M}]+(?:['’-]\p{L}[\p{Ll}\p{M}]+)*"  # "kenji", "Jean-Luc", "léa"
 # what people write before the one a message is for, in the six languages
-_FOR = r"""(?:tell|ask|email|e-mail|text|ping|message|remind|invite|thank|say[ ]hi[ ]to|says[ ]hi[ ]to|talk[ ]to
-    |speak[ ]to|write[ ]to|heard[ ]from|covering[ ]for|dis[ ]à|demande[ ]à|écris[ ]à|chez|sag|frag|schreib|grüß
+_FOR = r"""(?:tell|ask|asked|email|e-mail|text|ping|message|remind|invite|thank|say[ ]hi[ ]to|says[ ]hi[ ]to|talk[ ]to
+    |speak[ ]to|write[ ]to|said[ ]to|shouted[ ]at|yelled[ ]at|follow[ ]up[ ]with|catch[ ]up[ ]with|meet[ ]with
+    |heard[ ]from|covering[ ]for|dis[ ]à|demande[ ]à|écris[ ]à|chez|sag|frag|schreib|grüß
     |dile[ ]a|pregúntale[ ]a|escríbele[ ]a|avísale[ ]a|dì[ ]a|di'[ ]a|chiedi[ ]a|scrivi[ ]a|saluta)"""
 _ADDRESSED = regex.compile(
     rf"""(?xi)(?<![\p{{L}}\p{{N}}])(?-i:{_FOR})[ ]+(?P<name>{_ANY_WORD})
@@ -67,6 +68,15 @@ _INSIDE = regex.compile(
 )
 
 
+# a line's speaker in quoted dialogue ('Elizabeth:"I'm ...', 'mika: "who are you?"')
+_SPEAKER = regex.compile(rf"""(?m)^[ \t>]*(?P<name>{_ANY_WORD}):[ ]?["“]""")
+# a person's relatives and belongings ("Asya's kid", "Amanda's daughter", "olga krylova's killers")
+_KIN = regex.compile(
+    rf"""(?<![\p{{L}}\p{{N}}@./_-])(?P<name>{_ANY_WORD})['’]s[ ](?:kids?|sons?|daughters?|wife|husband|mother|mom|mum
+    |father|dad|parents|brother|sister|boyfriend|girlfriend|partner|friends?|boss|family|children|killers?|birthday
+    |funeral|wedding)\b""",
+    regex.X,
+)
 # a message's signature: a closing line, then a line that is only a name ("Best,\nJoy", "LG\nStefan")
 _SIGNED = regex.compile(
     r"""(?xm)^[ \t>]*(?i:best|best[ ]regards|regards|kind[ ]regards|cheers|thanks|thank[ ]you|many[ ]thanks
@@ -128,18 +138,41 @@ class NameDetector:
         the weakest evidence, so only for names that are no everyday word: "did Babajide ever", not
         "about Rose")."""
         spans = []
-        rules = ((_ADDRESSED, ("name", "name2")), (_SUBJECT, ("name",)), (_SIGNED, ("name",)), (_INSIDE, ("name",)))
+        rules = (
+            (_ADDRESSED, ("name", "name2")),
+            (_SUBJECT, ("name",)),
+            (_SPEAKER, ("name",)),
+            (_KIN, ("name",)),
+            (_SIGNED, ("name",)),
+            (_INSIDE, ("name",)),
+        )
         for pattern, groups in rules:
             for m in pattern.finditer(text):
                 for group in groups:
                     if m.group(group) is None:
                         continue
                     first = regex.split(r"[ -]", m.group(group))[0]  # "Mary-Ann", "Ana Souza": the given name
-                    if not is_given_name(first) or is_stop_word(first) or lookup(first) is not None:
+                    if not is_given_name(first) or is_stop_word(first):
+                        continue
+                    if pattern in (_SUBJECT, _INSIDE) and lookup(first) is not None:  # "Paris is", "in Florence"
                         continue
                     if pattern is _INSIDE and is_everyday_word(first):
                         continue
                     if first.islower() and is_frequent_english_word(first):  # "ask grace", "email support"
                         continue
-                    spans.append(Span(m.start(group), m.end(group), "PERSON", self._score, self.name))
+                    end = _with_family_name(text, m.end(group)) if pattern is not _SIGNED else m.end(group)
+                    spans.append(Span(m.start(group), end, "PERSON", self._score, self.name))
         return spans
+
+
+_NEXT_WORD = regex.compile(rf"[ ](?P<word>{_ANY_WORD})(?![\p{{L}}\p{{N}}])")
+
+
+def _with_family_name(text: str, end: int) -> int:
+    """A given name's span takes the family name that follows it ("patricia desrosiers"), when that is
+    no everyday word too."""
+    m = _NEXT_WORD.match(text, end)
+    word = m.group("word") if m else ""
+    if not word or is_stop_word(word) or not is_name_word(word) or is_everyday_word(word):  # not "jessica said"
+        return end
+    return m.end("word")

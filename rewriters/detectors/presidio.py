@@ -182,7 +182,7 @@ class PresidioDetector:
                             continue
                         if label == ORGANIZATION and _looks_like_a_person(value, language):
                             label = PERSON
-                    if wanted is not None and label not in wanted:
+                    if wanted is not None and label not in wanted and not _named_after_people(label, value):
                         continue
                     spans.append(Span(r.start, r.start + len(value), label, float(r.score), self.name))
                 found[i] = spans
@@ -202,6 +202,19 @@ def _looks_like_a_person(value: str, language: str) -> bool:
         and all(w[:1].isupper() and w.replace(".", "").replace("-", "").isalpha() for w in words)
         and (is_given_name(words[0]) or not any(is_everyday_word(w, language) for w in words))
     )
+
+
+def _named_after_people(label: str, value: str) -> bool:
+    """An organisation named after people ("Jones, Smith and Davis", "Garcia-Roberson", "Szabó & Partners"
+    is not: one name) names those people: kept even where the policy does not ask for organisations.
+    Two or more words that are given or family names, joined only by commas, "and", "&" or hyphens."""
+    if label != ORGANIZATION:
+        return False
+    parts = [p for p in regex.split(r"[ ,&-]+", value) if p and p.casefold() not in _JOINERS]
+    return len(parts) >= 2 and all(p[:1].isupper() and is_name_word(p) for p in parts)
+
+
+_JOINERS = frozenset({"and", "und", "et", "y", "e"})
 
 
 def _from_ner(result: RecognizerResult) -> bool:
