@@ -95,7 +95,8 @@ class DetectionEngine:
                 found[i].extend(spans)
         whole = [[to_word_edges(text, s) for s in spans] for text, spans in zip(texts, found, strict=True)]
         merged = [merge_spans(spans, self._protects) for spans in whole]
-        merged = [coordinated_names(text, spans, self._protects) for text, spans in zip(texts, merged, strict=True)]
+        for rule in (coordinated_names, signature_organisations):  # what a text's layout adds to what was found
+            merged = [rule(text, spans, self._protects) for text, spans in zip(texts, merged, strict=True)]
         return propagate_values(texts, merged, self._protects)
 
     def _run_all(self, batch: list[str]) -> list[list[list[Span]]]:
@@ -182,6 +183,43 @@ def coordinated_names(text: str, spans: list[Span], protects: Callable[[str], bo
         for (b, e), found in zip(items, labelled, strict=True):
             if not found and not is_stop_word(text[b:e]):
                 extra.append(Span(b, e, "PERSON", score, "coordination"))
+    return merge_spans([*spans, *extra], protects) if extra else spans
+
+
+# a line of title-case words with no digits: "Otc Markets", "Google Public Data Explorer", "Hubbard, Fox and Gillespie"
+_TITLE_WORD = r"\p{Lu}[\p{L}\p{M}'’&.-]*"
+_TITLE_LINE = pyregex.compile(
+    rf"[ \t>]*(?P<value>{_TITLE_WORD}(?:,?[ ](?:(?:and|&|of|de|du|der|und|y|e)[ ])?{_TITLE_WORD}){{0,5}})[ \t]*"
+)
+
+
+def signature_organisations(text: str, spans: list[Span], protects: Callable[[str], bool] | None = None) -> list[Span]:
+    """In a signature block (a person's name on a line, a street address within the next lines), the
+    title-case line under the name is their organisation: "Ella H. Snider / Otc Markets / 228 Ringvej".
+
+    The employer narrows down who signed; a job title caught the same way is harmless to rewrite.
+    """
+    if not any(s.label == "PERSON" for s in spans) or not any(s.label == "STREET_ADDRESS" for s in spans):
+        return spans
+    lines, offset = [], 0
+    for line in text.split("\n"):
+        if line.strip(" \t>"):
+            lines.append((offset, offset + len(line)))
+        offset += len(line) + 1
+    extra = []
+    for k in range(1, len(lines) - 1):
+        above, (start, end) = lines[k - 1], lines[k]
+        if any(s.start < end and start < s.end for s in spans):
+            continue
+        named = [s for s in spans if s.label == "PERSON" and s.start <= above[1] and above[0] <= s.start]
+        if not named or text[above[0] : above[1]].strip(" \t>") != text[named[0].start : named[0].end]:
+            continue
+        below = lines[k + 1 : k + 4]
+        if not any(s.label == "STREET_ADDRESS" and any(a <= s.start < b for a, b in below) for s in spans):
+            continue
+        m = _TITLE_LINE.fullmatch(text, start, end)
+        if m is not None and not is_stop_word(m.group("value").split()[0]):
+            extra.append(Span(m.start("value"), m.end("value"), "ORGANIZATION", named[0].score, "signature"))
     return merge_spans([*spans, *extra], protects) if extra else spans
 
 

@@ -214,6 +214,9 @@ POSITIVES: list[tuple[str, str, str]] = [
     ("Gentile sig. Conti, con la presente", "PERSON", "Conti"),
     ("What is the limit for card 501864667909?", "CREDIT_CARD", "501864667909"),
     ("I have worked at Hill Inc. since 2019", "ORGANIZATION", "Hill Inc."),
+    ("Alvir spent a year at Weeks-Rivas as the assistant", "ORGANIZATION", "Weeks-Rivas"),
+    ("Ich arbeite bei Kessler Logistik seit 2019.", "ORGANIZATION", "Kessler Logistik"),
+    ("The address of Compliance And Risks is 9554 62 Rue Gafsa", "ORGANIZATION", "Compliance And Risks"),
     ("Die Rechnung von Kessler Logistik GmbH ist fällig.", "ORGANIZATION", "Kessler Logistik GmbH"),
     ("Contratto con Rossi S.r.l. firmato", "ORGANIZATION", "Rossi S.r.l."),
     ("My credit card 4131 0342 8245 8809 939 has been lost", "CREDIT_CARD", "4131 0342 8245 8809 939"),
@@ -338,6 +341,7 @@ NEGATIVES: list[str] = [
     "The passport office opens in 2025; the ID card reader is model 4410. Booking opens at 09:00.",
     "The card game had 2 players; cc 3 people; gift card worth 50 EUR, order 123456789.",
     "This Ltd edition print; Inc. magazine; the AG said; we deploy Docker and Python.",
+    "I work at home on Mondays; we work for the common good; the address of the server is 10.0.0.2.",
     # greetings to no one in particular
     "Hello, World! This is my first program.",
     "my name is not important here, call me later. My name is the least of it.",

@@ -215,3 +215,24 @@ def test_a_person_surrogate_keeps_the_given_name_gender(name: str, gender: str) 
     for tenant in ("a", "b", "c"):
         surrogate = factory.make(tenant, "PERSON", name)
         assert surrogate.split()[0] in names, surrogate
+
+
+def test_the_line_under_a_signatures_name_is_an_organisation() -> None:
+    """A signature block: the person's name, their organisation, then a street address."""
+    from rewriters.detect import signature_organisations
+
+    text = "Thanks!\n> Ella H. Snider\n> Otc Markets\n> 228 Ringvej 12\n> 2300 København"
+    name, address = text.index("Ella"), text.index("228")
+    spans = [
+        Span(name, name + len("Ella H. Snider"), "PERSON", 0.8, "names"),
+        Span(address, len(text), "STREET_ADDRESS", 0.8, "addresses"),
+    ]
+    found = signature_organisations(text, spans)
+    assert [(text[s.start : s.end], s.label) for s in found if s.label == "ORGANIZATION"] == [
+        ("Otc Markets", "ORGANIZATION")
+    ]
+    # no address below, or a name that is not the whole line: no signature
+    assert signature_organisations(text, spans[:1]) == spans[:1]
+    prose = "Ella H. Snider wrote\nOtc Markets\n228 Ringvej 12"
+    shifted = [Span(0, 14, "PERSON", 0.8, "names"), Span(prose.index("228"), len(prose), "STREET_ADDRESS", 0.8, "a")]
+    assert all(s.label != "ORGANIZATION" for s in signature_organisations(prose, shifted))

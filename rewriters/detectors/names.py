@@ -172,7 +172,9 @@ def _with_family_name(text: str, end: int) -> int:
     """A given name's span takes the family name that follows it ("patricia desrosiers"), when that is
     no everyday word too."""
     m = _NEXT_WORD.match(text, end)
-    word = m.group("word") if m else ""
-    if not word or is_stop_word(word) or not is_name_word(word) or is_everyday_word(word):  # not "jessica said"
+    if m is None:
         return end
-    return m.end("word")
+    word: str = m.group("word")
+    if is_stop_word(word) or not is_name_word(word) or is_everyday_word(word):  # not "jessica said"
+        return end
+    return end + 1 + len(word)
