@@ -60,3 +60,17 @@ def test_words_that_only_could_be_names_are_left_alone() -> None:
     assert names_in("The meeting with Paris and Berlin teams is in April; ask the team about Rose") == []
     assert names_in("Domicilio: Calle Virgen del Rocio, 19. La cour d'appel de Svea a statué.") == []
     assert names_in("M. Peter Darby était là") == ["Peter Darby"]  # a run, not its second word alone
+
+
+def test_chinese_people_named_by_surname_title_or_nickname() -> None:
+    from rewriters.detectors.chinese import ChineseNameDetector
+
+    detector = ChineseNameDetector(0.7)
+
+    def chinese(text: str) -> list[str]:
+        return [text[s.start : s.end] for s in detector.detect([text])[0] if s.label == "PERSON"]
+
+    assert chinese("给我们班主任孙老师写请假条，说我女儿何思琪发烧了") == ["孙", "何思琪"]
+    assert chinese("房东姓陈。请问刘律师在吗？王医生说要复查。") == ["陈", "刘", "王"]
+    assert chinese("我儿子乐乐今年5岁") == ["乐乐"]
+    assert chinese("这位老师很好，天天开心，我们常常见面。姓名是必填项") == []
