@@ -57,6 +57,7 @@ def test_one_given_name_in_any_case_where_the_sentence_says_it_is_a_person() -> 
 def test_words_that_only_could_be_names_are_left_alone() -> None:
     # frequent English words typed in lower case, stop words, places, and particles of longer names
     assert names_in("will you ask grace if she wants it? ask will. tell me. email support") == []
+    assert names_in("any OpenAI-compatible server works too") == []
     assert names_in("The meeting with Paris and Berlin teams is in April; ask the team about Rose") == []
     assert names_in("Domicilio: Calle Virgen del Rocio, 19. La cour d'appel de Svea a statué.") == []
     assert names_in("M. Peter Darby était là") == ["Peter Darby"]  # a run, not its second word alone

@@ -57,7 +57,8 @@ _ADDRESSED = regex.compile(
 # a people verb after a name anywhere in a sentence ("lol yeah jessica said", "Sophie hat gesagt")
 _SUBJECT = regex.compile(
     rf"""(?x)(?<![\p{{L}}\p{{N}}@./_-])(?P<name>{_ANY_WORD})[ ]+
-    (?:said|says|posted|texted|emailed|replied|wrote|told|hat[ ]gesagt|a[ ]dit|dijo|ha[ ]detto|{_PEOPLE_VERBS})\b"""
+    (?:(?P<speech>said|says|posted|texted|emailed|replied|wrote|told|hat[ ]gesagt|a[ ]dit|dijo|ha[ ]detto)
+      |{_PEOPLE_VERBS})\b"""
 )
 # one capitalised word inside a sentence: after a lower-case word that is no name particle ("de Svea",
 # "San Cosme" are places), and not the start of a longer capitalised run
@@ -156,7 +157,9 @@ class NameDetector:
                         continue
                     if pattern in (_SUBJECT, _INSIDE) and lookup(first) is not None:  # "Paris is", "in Florence"
                         continue
-                    if pattern is _INSIDE and is_everyday_word(first):
+                    # a capital alone, or a lower-case word before "works" ("the server works"), is weak evidence
+                    weak = pattern is _INSIDE or (pattern is _SUBJECT and first.islower() and not m.group("speech"))
+                    if weak and is_everyday_word(first):
                         continue
                     if first.islower() and is_frequent_english_word(first):  # "ask grace", "email support"
                         continue
