@@ -8,12 +8,12 @@ capitalised words that follow it are the rest of the name.
 A single given name is a person only where its place in the sentence says so:
 - the subject of a verb only people do ("Sofie lives on ...", "jessica said", "Sophie hat gesagt");
 - the one a message is for ("tell kenji and haruka", "dile a valentina", "sag jonas");
-- a line's speaker ("Halldór: ...") or the person addressed ("Danial, can I ...");
+- a line's speaker ("Halldór: ...", 'mika: "who are you?"') or the person addressed ("Danial, can I");
+- the owner of a relative or an occasion ("Amanda's daughter");
 - the name that signs a message, on the line after its closing ("Best,\nJoy", "LG\nStefan");
-- a capitalised word inside a sentence ("did Babajide ever send"), when it is no everyday word and
-  no place.
-The last two, and names typed in lower case, only for a name that is no everyday word or stop word
-("Max: 10 retries", "call me", "ask will").
+- a capitalised word inside a sentence ("did Babajide ever send") that is no everyday word and no place.
+Stop words never count, nor a word in lower case that is a frequent English word ("ask grace",
+"email support"), and the speaker and addressed forms without quotes need a rare name ("Max: 10").
 """
 
 from __future__ import annotations
