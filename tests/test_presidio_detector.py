@@ -59,3 +59,12 @@ def test_an_organisation_named_after_people_is_kept() -> None:
     assert not _named_after_people("ORGANIZATION", "Clean Power Finance")
     assert not _named_after_people("ORGANIZATION", "GitHub Actions")
     assert not _named_after_people("PERSON", "Jones, Smith and Davis")
+
+
+def test_a_product_written_in_camel_case_is_no_place(runtime: Runtime) -> None:
+    """en_core_web_sm takes 'PostgreSQL' for a place; a capital inside a word marks a product."""
+    text = "We use FastAPI, PostgreSQL and Redis. Our office is in McAllen, Texas."
+    [spans] = runtime.engines["general"].detect([text])
+    places = {text[s.start : s.end] for s in spans if s.label == "LOCATION"}
+    assert "PostgreSQL" not in places and "FastAPI" not in places
+    assert "Texas" in places

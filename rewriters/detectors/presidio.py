@@ -180,6 +180,8 @@ class PresidioDetector:
                     if _from_ner(r):
                         if _implausible_entity(value, language):
                             continue
+                        if label == LOCATION and any(_PRODUCT_CASE.fullmatch(w) for w in value.split()):
+                            continue
                         if label == ORGANIZATION and _looks_like_a_person(value, language):
                             label = PERSON
                     if wanted is not None and label not in wanted and not _named_after_people(label, value):
@@ -189,7 +191,7 @@ class PresidioDetector:
         return found
 
 
-PERSON, ORGANIZATION = "PERSON", "ORGANIZATION"
+PERSON, ORGANIZATION, LOCATION = "PERSON", "ORGANIZATION", "LOCATION"
 
 
 def _looks_like_a_person(value: str, language: str) -> bool:
@@ -232,6 +234,12 @@ def _implausible_entity(value: str, language: str) -> bool:
     if value.casefold() in stop_words(language) or is_stop_word(value):
         return True
     return _only_everyday_words(value)
+
+
+# a word with a capital inside that no place prefix explains: "PostgreSQL", "GitHub", "FastAPI" are
+# products, not places ("McAllen", "DeKalb", "LaSalle" are). People's names are not judged by it
+# ("JaMarcus", "JoAnn").
+_PRODUCT_CASE = regex.compile(r"(?!(?:Mc|Mac|De|Di|Da|Du|Le|La|Van|Von|St)\p{Lu})\p{Lu}?\p{Ll}+\p{Lu}[\p{L}\p{N}]*")
 
 
 def _only_everyday_words(value: str) -> bool:
