@@ -86,6 +86,9 @@ def value_hash(secret: bytes, value: str) -> str:
     return hmac.new(secret, b"audit\x00" + value.encode(), hashlib.sha256).hexdigest()[:24]
 
 
+_SYNTAX = "'\"`\\’"  # characters that end or escape a string in the text around a value
+
+
 class Rewriter:
     """Turns (texts, spans) into rewritten texts under a policy; one per process."""
 
@@ -271,9 +274,11 @@ class Rewriter:
     @staticmethod
     def _usable(label: str, candidate: str, value: str, session: RewriteSession, prompt: _Prompt) -> bool:
         """A surrogate must be new: not the value, not another value's surrogate, not in the prompt;
-        and a name must not share a word with the prompt (restoring 'Amanda' alone would be a guess)."""
+        a name must not share a word with the prompt (restoring 'Amanda' alone would be a guess); and it
+        brings no quote or backslash the value did not have ('O'Connor' inside a SQL or JSON string)."""
         return (
             bool(candidate.strip())
+            and not any(c in candidate and c not in value for c in _SYNTAX)
             and candidate.casefold() != value.casefold()
             and candidate not in session.surrogates
             and candidate not in prompt.text

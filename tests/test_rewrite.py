@@ -236,3 +236,14 @@ def test_the_line_under_a_signatures_name_is_an_organisation() -> None:
     prose = "Ella H. Snider wrote\nOtc Markets\n228 Ringvej 12"
     shifted = [Span(0, 14, "PERSON", 0.8, "names"), Span(prose.index("228"), len(prose), "STREET_ADDRESS", 0.8, "a")]
     assert all(s.label != "ORGANIZATION" for s in signature_organisations(prose, shifted))
+
+
+def test_a_surrogate_brings_no_quote_the_value_did_not_have() -> None:
+    """Inside SQL or a JSON string a fake 'O'Connor' would end the string: such candidates are skipped."""
+    from policies import Policy
+    from rewriters.rewrite import Rewriter, RewriteSession, _Prompt
+
+    session, prompt = RewriteSession(policy=Policy(name="p", version="1"), tenant="t"), _Prompt("INSERT ...")
+    assert not Rewriter._usable("PERSON", "Liam O'Connor", "Imran Chaudhry", session, prompt)
+    assert Rewriter._usable("PERSON", "Liam Connor", "Imran Chaudhry", session, prompt)
+    assert Rewriter._usable("PERSON", "Siobhán O'Neill", "Niamh O'Brien", session, prompt)
