@@ -19,7 +19,6 @@ value looks like a person's name, so `name: build` in a CI file stays as it is.
 from __future__ import annotations
 
 import functools
-import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 
@@ -126,7 +125,7 @@ def label_for_field(name: str) -> tuple[str, bool] | None:
 
 _NAME_WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’.-]*")
 _PLACEHOLDER = regex.compile(
-    r"^(?:\$\{.*\}|\$\w+|<.*>|\{\{.*\}\}|%\(?\w+\)?s?|\*+|x+|null|none|nil|true|false|n/?a|-+|\?+|changeme)$", re.I
+    r"^(?:\$\{.*\}|\$\w+|<.*>|\{\{.*\}\}|%\(?\w+\)?s?|\*+|x+|null|none|nil|true|false|n/?a|-+|\?+|changeme)$", regex.I
 )
 
 
@@ -188,11 +187,12 @@ _INSERT = regex.compile(
 _ROW = regex.compile(r"\((?P<cells>(?:'(?:''|[^'])*'|[^()'])*)\)")
 
 
-def _split_cells(line: str, sep: str) -> list[tuple[int, int]]:
-    """Offsets of the cells of one delimited line; a double-quoted cell may hold the separator."""
+def _split_cells(line: str, sep: str, quote: str = '"') -> list[tuple[int, int]]:
+    """Offsets of the cells of one delimited line; a quoted cell may hold the separator, and a doubled
+    quote inside it ("" in CSV, '' in SQL) toggles twice, so it stays inside."""
     cells, start, quoted = [], 0, False
     for i, ch in enumerate(line):
-        if ch == '"':
+        if ch == quote:
             quoted = not quoted
         elif ch == sep and not quoted:
             cells.append((start, i))
@@ -248,7 +248,7 @@ class FieldDetector:
             columns = [c.strip(" `\"[]\n") for c in m.group("cols").split(",")]
             for row in _ROW.finditer(m.group("rows")):
                 base = m.start("rows") + row.start("cells")
-                cells = _split_sql(row.group("cells"))
+                cells = _split_cells(row.group("cells"), ",", "'")
                 if len(cells) == len(columns):
                     for column, (s, e) in zip(columns, cells, strict=True):
                         yield column, base + s, base + e
@@ -298,21 +298,3 @@ def _separator(line: str) -> str | None:
 
 def _is_field_name(cell: str) -> bool:
     return bool(regex.fullmatch(r"[\p{L}_][\p{L}\p{N}_ .#/-]{0,39}", cell.strip())) and not cell.strip().isdigit()
-
-
-def _split_sql(cells: str) -> list[tuple[int, int]]:
-    """Offsets of the values of one SQL row: 'quoted' (with '' inside) or bare, split on commas."""
-    out, start, quoted, i = [], 0, False, 0
-    while i < len(cells):
-        ch = cells[i]
-        if ch == "'":
-            if quoted and i + 1 < len(cells) and cells[i + 1] == "'":
-                i += 2
-                continue
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            out.append((start, i))
-            start = i + 1
-        i += 1
-    out.append((start, len(cells)))
-    return out
