@@ -27,6 +27,7 @@ _WORDFREQ_LANGUAGES = ("en", "fr", "de", "es", "it")
 # zipf 4.0 = once per 100,000 words: "nice" (5.4), "mobile" (4.9) are above, "aalborg" (2.1) is not
 COMMON_WORD_ZIPF = 4.0
 EVERYDAY_WORD_ZIPF = 3.5
+FREQUENT_ENGLISH_ZIPF = 4.5  # "will", "grace", "max"
 # a Latin-script proper name: starts with a capital ("Escaldes-Engordany", "Saint-Étienne", "A Coruña")
 _PROPER_LATIN = regex.compile(r"^\p{Lu}[\p{Latin}\p{M}'’. -]*$")
 _CJK = regex.compile(r"^[\p{Han}]{2,}$")
@@ -105,7 +106,7 @@ def is_everyday_word(word: str, language: str | None = None) -> bool:
 def is_frequent_english_word(word: str) -> bool:
     """An English word at zipf 4.5 or more ("will", "grace", "max"): typed in lower case, such a word is
     read as the word even where a name could stand ("ask grace" stays; "ask priya" is a person)."""
-    return word.casefold() in _words_of("en", 4.5)
+    return word.casefold() in _words_of("en", FREQUENT_ENGLISH_ZIPF)
 
 
 def is_common_word(word: str) -> bool:
@@ -120,4 +121,5 @@ def load() -> None:
     places()
     _common_words()
     _everyday_anywhere()
+    _words_of("en", FREQUENT_ENGLISH_ZIPF)
     is_name_word("warm")  # the name tables it is checked against
