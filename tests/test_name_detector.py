@@ -17,7 +17,27 @@ def test_names_from_other_cultures_in_languages_without_ner() -> None:
 
 def test_capitalised_runs_not_led_by_a_name_are_left_alone() -> None:
     assert names_in("We deploy on GitHub Actions and Microsoft Azure. The Board Meeting is on Monday.") == []
-    assert names_in("See Begoña; lower case begoña etxeberria too") == []  # one word, or not capitalised
+    assert names_in("See Begoña; the begoña etxeberria account") == ["begoña etxeberria"]  # one word alone: not
+
+
+def test_a_name_typed_in_lower_case() -> None:
+    """A given name then a word that is no everyday word, or a title before a word: a person in any case."""
+    assert names_in("eva kleist lives at 255 hersnapvej") == ["eva kleist"]
+    assert names_in("olga krylova's killers, then leidy t muris") == ["olga krylova", "leidy t muris"]
+    assert names_in("mr. elliott flew on friday") == ["elliott"]
+    # everyday words, chat shorthand and tools are no family names
+    for text in ("the rose garden", "ask maria tmrw", "install maria db", "pip install fastapi uvicorn", "dr. who"):
+        assert all(" " not in n for n in names_in(text)), text
+
+
+def test_a_name_shaped_by_its_middle_initial_or_its_place_in_a_list() -> None:
+    assert names_in("Have you been to a Ravil G Yefimov concert?") == ["Ravil G Yefimov"]
+    assert names_in("Plan B Consulting and World War I Memorial") == []
+    assert names_in("they had 6: leonti, terrence, pamela, donna, andrea and brian.") == [
+        "leonti", "terrence", "pamela", "donna", "andrea", "brian"
+    ]
+    for text in ("april, may and june", "Paris, Rome and Sydney", "red, green and blue", "numpy, pandas and scipy"):
+        assert names_in(text) == [], text
 
 
 def test_one_given_name_where_its_place_says_it_is_a_person() -> None:
@@ -26,7 +46,12 @@ def test_one_given_name_where_its_place_says_it_is_a_person() -> None:
     assert names_in("Darren is a very sympathetic person. Begoña wrote back.") == ["Darren", "Begoña"]
     # the person addressed, or a line's speaker, when the name is no everyday word
     assert names_in("Danial, can I please speak to you?") == ["Danial"]
-    assert names_in("Halldór: What a wife.\nDestiny: Remember me?") == ["Halldór"]
+    assert names_in("Halldór: What a wife.\nDanial: Remember me?") == ["Halldór", "Danial"]
+    # in a transcript whose speakers are given names, every speaker is a person, known name or not
+    assert names_in("Leverett: What a wife.\nDanielle: Remember me?\nJonathan: yes") == [
+        "Leverett", "Danielle", "Jonathan"
+    ]
+    assert names_in("From: a@b.c\nTo: x@y.z\nSubject: Hello\nUser: hi\nAssistant: hello") == []
     # a heading, a config key or a function word is no speaker
     assert names_in("Max: 10 retries\nNote: none\nError: failed\nWill said so.\nPython is from 1991.") == []
 

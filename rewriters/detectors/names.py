@@ -3,7 +3,12 @@
 German, Italian and Vietnamese have no spaCy NER on PyPI, and the small English model misses many
 names from other cultures ("Begoña Etxeberria" in a German sentence). Faker's public lists of given
 names (every locale) and of leading family names (Vietnamese, Hungarian) mark where a name starts; the
-capitalised words that follow it are the rest of the name.
+capitalised words that follow it are the rest of the name. A name's shape says it too, whatever its
+origin: a middle initial between two words that are no everyday words ("Ravil G Yefimov").
+
+Typed in lower case, in a sentence that does not start with a capital (who capitalises sentences
+capitalises names), a name is a given name then a word that is no everyday word ("eva kleist"), or a
+word after a title ("mr. elliott").
 
 A single given name is a person only where its place in the sentence says so:
 - the subject of a verb only people do ("Sofie lives on ...", "jessica said", "Sophie hat gesagt");
@@ -11,9 +16,12 @@ A single given name is a person only where its place in the sentence says so:
 - a line's speaker ("Halldór: ...", 'mika: "who are you?"') or the person addressed ("Danial, can I");
 - the owner of a relative or an occasion ("Amanda's daughter");
 - the name that signs a message, on the line after its closing ("Best,\nJoy", "LG\nStefan");
-- a capitalised word inside a sentence ("did Babajide ever send") that is no everyday word and no place.
-Stop words never count, nor a word in lower case that is a frequent English word ("ask grace",
-"email support"), and the speaker and addressed forms without quotes need a rare name ("Max: 10").
+- a capitalised word inside a sentence ("did Babajide ever send") that is no everyday word and no place;
+- an item of a list of given names ("silvana, adam, christopher and caleb");
+- a speaker of a transcript whose other speakers are given names ("Vinka: What a wife.\nLisa: ...").
+A family name alone counts before a speech verb ("Rintanen said"). Stop words never count, nor a word
+in lower case that is a frequent English word ("ask grace", "email support"), and the speaker and
+addressed forms without quotes need a rare name ("Max: 10").
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from collections.abc import Sequence
 
 import regex
 
-from rewriters.gazetteer import is_everyday_word, is_frequent_english_word, lookup
+from rewriters.gazetteer import BIG_CITY, is_everyday_word, is_frequent_english_word, lookup
 from rewriters.names import can_start_a_name, is_given_name, is_name_word
 from rewriters.spans import Span
 from rewriters.text import is_stop_word
@@ -36,6 +44,10 @@ _RUN = regex.compile(rf"(?<![\p{{L}}\p{{N}}]){_WORD}(?:{_INITIAL}[ ]{_WORD}){{1,
 _PEOPLE_VERBS = r"""(?:lives|lived|works|worked|said|says|told|wrote|writes|asked|replied|is[ ]from|was[ ]born
     |is[ ]a[ ]very|is[ ]very|began[ ]writing|spent|habite|travaille|a[ ]dit|wohnt|arbeitet|sagte|vive|trabaja|dijo
     |abita|lavora|ha[ ]detto)"""
+# of those, the ones no company, product or place does ("Rintanen began writing"; not "Acme works")
+_ONLY_PEOPLE = regex.compile(
+    r"said|says|told|wrote|asked|replied|was[ ]born|began[ ]writing|a[ ]dit|sagte|dijo|ha[ ]detto"
+)
 # a single capitalised word at the start of a text, line or sentence, followed by a speaker's colon,
 # a vocative comma, or a people verb
 _SINGLE = regex.compile(
@@ -69,6 +81,29 @@ _INSIDE = regex.compile(
 )
 
 
+# a lower-case name after a title ("mr. elliott", "dott.ssa bianchi"); capitalised ones are the
+# titled_person pattern's. "ms", "dr" and "sr" need their full stop: "17 ms median", "12 main dr smithfield"
+_TITLED = regex.compile(
+    r"(?<![\p{L}.])(?i:(?:mr|mrs|prof|herr|frau|dott|dott\.ssa|sig|sig\.ra|avv|mme|mlle)\.?|(?:ms|dr|sr|sra)\.)[ ]"
+    r"(?!(?:med|rer|phil|jur|nat|dent|vet|habil|univ)\.)"  # a degree: "Dr. med. Jürgen Albrecht"
+    r"(?P<name>\p{Ll}[\p{Ll}\p{M}]+(?:['’-]\p{Ll}[\p{Ll}\p{M}]+)*)(?![\p{L}\p{N}@]|\.\w)"
+)
+_LOWER_WORD = r"\p{Ll}[\p{Ll}\p{M}]+(?:['’-]\p{Ll}[\p{Ll}\p{M}]+)*"
+# a given name, an optional initial, a family name, all in lower case
+_LOWER_PAIR = regex.compile(
+    rf"(?<![\p{{L}}\p{{N}}@./_'’<$#{{\[=-])(?P<given>{_LOWER_WORD})(?:[ ]\p{{Ll}}\.?)?[ ](?P<family>{_LOWER_WORD})"
+    r"(?![\p{L}\p{N}@_=(]|[.-]\p{L}|['’]\p{L}{2})"
+)
+_VOWEL = regex.compile(r"[aeiouyàáâãäåèéêëìíîïòóôõöøùúûüýæœ]")
+# three or more single words in a list: "leonti, terrence, pamela and brian", "Efimiya, Mary, Ariana"
+_NAME_LIST = regex.compile(
+    rf"(?<![\p{{L}}\p{{N}}@./_-]){_ANY_WORD}(?:(?:,[ ]|,?[ ](?:and|or|&|et|und|y|e)[ ]){_ANY_WORD}){{2,}}"
+    r"(?![\p{L}\p{N}@_]|[.'’-]\p{L})"
+)
+# a transcript's line: a speaker of one or two capitalised words, a colon, then what they say
+_SCRIPT_LINE = regex.compile(
+    r"(?m)^[ \t>]*(?P<name>\p{Lu}\p{Ll}[\p{Ll}\p{M}'’-]*(?:[ ]\p{Lu}\p{Ll}[\p{Ll}\p{M}'’-]*)?):[ ]+\S"
+)
 # a line's speaker in quoted dialogue ('Elizabeth:"I'm ...', 'mika: "who are you?"')
 _SPEAKER = regex.compile(rf"""(?m)^[ \t>]*(?P<name>{_ANY_WORD}):[ ]?["“]""")
 # a person's relatives and belongings ("Asya's kid", "Amanda's daughter", "olga krylova's killers")
@@ -97,7 +132,14 @@ class NameDetector:
     def detect(self, texts: Sequence[str]) -> list[list[Span]]:
         out = []
         for text in texts:
-            found = self._runs(text) + self._single(text) + self._placed(text)
+            found = [
+                *self._runs(text),
+                *self._single(text),
+                *self._placed(text),
+                *self._lower_case(text),
+                *self._script(text),
+                *self._listed(text),
+            ]
             out.append(list({(s.start, s.end): s for s in found}.values()))  # one span where two rules agree
         return out
 
@@ -117,17 +159,84 @@ class NameDetector:
                     spans.append(Span(start, run.end(), "PERSON", self._score, self.name))
                     break
                 start += len(word) + 1
+            else:
+                if _has_middle_initial(words):  # "Ravil G Yefimov": the shape of a name, whatever its origin
+                    spans.append(Span(run.start(), run.end(), "PERSON", self._score, self.name))
+        return spans
+
+    def _script(self, text: str) -> list[Span]:
+        """In a transcript ("Lisa: Remember me?\nVinka: What a wife."), where two speakers or more are
+        given names, every speaker that is no everyday word is a person too, known name or not."""
+        lines = [m for m in _SCRIPT_LINE.finditer(text)]
+        speakers = {m.group("name") for m in lines}
+        if len(speakers) < 2 or sum(is_given_name(n.split()[0]) for n in speakers) < 2:
+            return []
+        def is_person(name: str) -> bool:
+            return not any(is_stop_word(w) or (is_everyday_word(w) and not is_given_name(w)) for w in name.split())
+
+        people = [m for m in lines if is_person(m.group("name"))]
+        return [Span(m.start("name"), m.end("name"), "PERSON", self._score, self.name) for m in people]
+
+    def _listed(self, text: str) -> list[Span]:
+        """A list of three or more given names in any case ("silvana, adam, christopher and caleb"): one
+        of them may be a frequent English word ("chad") and one a big city, not more ("april, may and
+        june"; "Paris, Rome and Sydney"); in a list of four or more, one may be a name no table holds
+        ("leonti") if it is no everyday word."""
+        spans: list[Span] = []
+        for m in _NAME_LIST.finditer(text):
+            items = [i for i in regex.finditer(_ANY_WORD, m.group()) if not is_stop_word(i.group())]
+            words = [i.group() for i in items]
+            unknown = [w for w in words if not is_given_name(w)]
+            if len(unknown) > (len(words) >= 4) or any(is_everyday_word(w) for w in unknown):
+                continue
+            if sum(is_frequent_english_word(w) for w in words) > 1 or sum(_is_big_place(w) for w in words) > 1:
+                continue
+            spans.extend(
+                Span(m.start() + i.start(), m.start() + i.end(), "PERSON", self._score, self.name) for i in items
+            )
+        return spans
+
+    def _lower_case(self, text: str) -> list[Span]:
+        """A name typed in lower case where nothing else says it is one: a title before it ("mr. elliott",
+        "dr. okafor"), or a given name that is no frequent English word, an optional initial, and a word
+        that is no everyday word of our languages ("eva kleist", "leidy t muris"; not "grace kelly
+        said", "maria pls")."""
+        spans = []
+        for m in _TITLED.finditer(text):
+            word = m.group("name")
+            if not is_stop_word(word) and not is_frequent_english_word(word):
+                spans.append(Span(m.start("name"), m.end("name"), "PERSON", self._score, self.name))
+        for m in _LOWER_PAIR.finditer(text, overlapped=True):
+            given, family = m.group("given"), m.group("family")
+            if _in_capitalised_sentence(text, m.start()):
+                continue  # who capitalises sentences capitalises names: "la vena femoral", "colon descendente"
+            if (
+                is_given_name(given)
+                and not is_frequent_english_word(given)
+                and not is_stop_word(given)
+                and not is_stop_word(family)
+                and not is_everyday_word(family)
+                and lookup(family) is None
+                and _VOWEL.search(family) is not None  # not "maria tmrw"
+            ):
+                spans.append(Span(m.start(), m.end(), "PERSON", self._score, self.name))
         return spans
 
     def _single(self, text: str) -> list[Span]:
         """One given name that its place says is a person: the subject of a verb only people do
         ("Sofie lives on ...", "Darren is a very ..."), or, when the name is no everyday word, a
-        line's speaker ("Vsevolod: Who are you?") or the person addressed ("Danial, can I ...")."""
+        line's speaker ("Vsevolod: Who are you?") or the person addressed ("Danial, can I ..."). A
+        family name alone counts before a speech verb or "was born" ("Rintanen began writing")."""
         spans = []
         for m in _SINGLE.finditer(text):
             word = m.group("name")
-            if not is_given_name(word) or is_stop_word(word):
+            if is_stop_word(word):
                 continue
+            if not is_given_name(word):
+                # a family name alone ("Rintanen began writing") only before what only people do
+                verb = m.group("verb") or ""
+                if not _ONLY_PEOPLE.fullmatch(verb) or is_everyday_word(word) or lookup(word) is not None:
+                    continue
             if m.group("verb") is None and is_everyday_word(word, "en"):
                 continue
             spans.append(Span(m.start("name"), m.end("name"), "PERSON", self._score, self.name))
@@ -166,6 +275,30 @@ class NameDetector:
                     end = _with_family_name(text, m.end(group)) if pattern is not _SIGNED else m.end(group)
                     spans.append(Span(m.start(group), end, "PERSON", self._score, self.name))
         return spans
+
+
+_SENTENCE_START = regex.compile(r"(?:^|[.!?:;]\s+|\n)[^\p{L}\n]*(?P<first>\p{L})", regex.REVERSE)
+
+
+def _in_capitalised_sentence(text: str, pos: int) -> bool:
+    """Whether the sentence (or line) holding `pos` starts with a capital letter."""
+    m = _SENTENCE_START.search(text, 0, pos + 1)
+    return m is not None and m.group("first").isupper()
+
+
+def _is_big_place(word: str) -> bool:
+    found = lookup(word)
+    return found is not None and (found[0] == "country" or found[1] >= BIG_CITY)
+
+
+def _has_middle_initial(words: list[str]) -> bool:
+    """Three words whose middle one is an initial, the others no everyday words ("Ravil G Yefimov";
+    not "Plan B Consulting")."""
+    return (
+        len(words) == 3
+        and len(words[1].rstrip(".")) == 1
+        and not any(is_stop_word(w) or is_everyday_word(w) or lookup(w) is not None for w in (words[0], words[2]))
+    )
 
 
 _NEXT_WORD = regex.compile(rf"[ ](?P<word>{_ANY_WORD})(?![\p{{L}}\p{{N}}])")
