@@ -113,6 +113,7 @@ _CUE = regex.compile(
     [ \t]*\r?\n?[ \t]*$"""
 )
 _COMPOUND_ONLY = regex.compile(_COMPOUND_WORD)
+_LINE_END = regex.compile(r"[ \t]*(?:\r?\n|$|[.;!?)](?:\s|$))")
 
 
 def _is_street_compound(word: str) -> bool:
@@ -156,11 +157,16 @@ class AddressDetector:
         for start, end, strength in anchors:
             if start < taken or strength is None:
                 continue
-            parts = self._parts_after(text, end)
-            while parts and not parts[-1].evidence:
-                parts.pop()
             if strength == "numbered" and _CUE.search(text, max(0, start - 40), start):
                 strength = "typed"  # "Address: 5366 Pivovarská 276", "lives at 92597 Jahu 80"
+            parts = self._parts_after(text, end)
+            kept = len(parts)
+            while kept and not parts[kept - 1].evidence:
+                kept -= 1
+            before = parts[kept - 1].end if kept else end
+            if strength == "typed" and kept < len(parts) and self._is_locality(text, parts[kept], before):
+                kept += 1  # "lives at 333 Golfskálinn 78, Borgarnes": the town that ends the line
+            parts = parts[:kept]
             if self._accepted(strength, parts):
                 stop = parts[-1].end if parts else end
                 while text[stop - 1] in "., \t":  # the sentence's full stop is not the address's
@@ -168,6 +174,15 @@ class AddressDetector:
                 spans.append(Span(start, stop, "STREET_ADDRESS", self._score, self.name))
                 taken = stop
         return spans
+
+    @staticmethod
+    def _is_locality(text: str, part: _Part, start: int) -> bool:
+        """A place line with no evidence of its own is still the town when it ends the line right after a
+        typed street, and is not an everyday word ("Thanks", "Regards")."""
+        if not _LINE_END.match(text, part.end):
+            return False
+        name = text[start : part.end].strip(" \t,\n>").rstrip(".")
+        return bool(name) and not all(is_everyday_word(w) for w in name.split())
 
     @staticmethod
     def _accepted(strength: str, parts: list[_Part]) -> bool:
