@@ -21,6 +21,8 @@ from rewriters.detectors.names import NameDetector
 from rewriters.detectors.patterns import PatternDetector
 from rewriters.detectors.places import PlaceDetector
 from rewriters.detectors.presidio import AnalyzerCache, PresidioDetector
+from rewriters.gazetteer import is_everyday_word, is_frequent_english_word, lookup
+from rewriters.names import can_start_a_name
 from rewriters.spans import Span, merge_spans
 from rewriters.text import any_of, is_stop_word, is_word_char
 
@@ -95,7 +97,8 @@ class DetectionEngine:
                 found[i].extend(spans)
         whole = [[to_word_edges(text, s) for s in spans] for text, spans in zip(texts, found, strict=True)]
         merged = [merge_spans(spans, self._protects) for spans in whole]
-        for rule in (coordinated_names, signature_organisations):  # what a text's layout adds to what was found
+        # what a text's layout adds to what was found
+        for rule in (coordinated_names, addressee_lines, person_affiliations):
             merged = [rule(text, spans, self._protects) for text, spans in zip(texts, merged, strict=True)]
         return propagate_values(texts, merged, self._protects)
 
@@ -186,47 +189,107 @@ def coordinated_names(text: str, spans: list[Span], protects: Callable[[str], bo
     return merge_spans([*spans, *extra], protects) if extra else spans
 
 
-# a line of title-case words with no digits: "Otc Markets", "Google Public Data Explorer", "Hubbard, Fox and Gillespie"
-_TITLE_WORD = r"\p{Lu}[\p{L}\p{M}'’&.-]*"
-_TITLE_LINE = pyregex.compile(
-    rf"[ \t>]*(?P<value>{_TITLE_WORD}(?:,?[ ](?:(?:and|&|of|de|du|der|und|y|e)[ ])?{_TITLE_WORD}){{0,5}})[ \t]*"
+# a line that labels rather than says: up to six words, no digit, no sentence's end ("Otc Markets",
+# "Mijail C Adomo", "hubbard, fox and gillespie", "stillwater supercomputing inc.")
+_BLOCK_LINE = pyregex.compile(
+    r"[^\p{L}\p{N}\n]*(?P<value>\p{L}[\p{L}\p{M}'’&.,-]*(?:[ ][\p{L}\p{M}'’&.,-]+){0,5}?)(?<![,;:])[ \t]*"
 )
+_ABBREVIATION_END = pyregex.compile(r"(?:^|[ ])\p{L}{1,4}\.$")  # "Inc.", "Co.", "C." end a label, not a sentence
 
 
-def signature_organisations(text: str, spans: list[Span], protects: Callable[[str], bool] | None = None) -> list[Span]:
-    """In a signature block (a person's name on a line, a street address within the next lines), the
-    title-case line under the name is their organisation: "Ella H. Snider / Otc Markets / 228 Ringvej".
+def addressee_lines(text: str, spans: list[Span], protects: Callable[[str], bool] | None = None) -> list[Span]:
+    """The lines right above a street address name who is there: a letter's recipient, a signature's
+    name and organisation, a shipping label ("Ella H. Snider / Otc Markets / 228 Ringvej").
 
-    The employer narrows down who signed; a job title caught the same way is harmless to rewrite.
+    Up to three label-like lines above the address's first line (one blank line may part them) are
+    taken, from the nearest up: one that already holds a span stays as it is; one whose words are all
+    everyday words is a role or a heading ("nurse", "Shipping address") and is left; any other is the
+    person (when it starts with a given name) or their organisation.
     """
-    if not any(s.label == "PERSON" for s in spans) or not any(s.label == "STREET_ADDRESS" for s in spans):
+    addresses = [s for s in spans if s.label == "STREET_ADDRESS"]
+    if not addresses:
         return spans
     lines, offset = [], 0
     for line in text.split("\n"):
-        if line.strip(" \t>"):
-            lines.append((offset, offset + len(line)))
+        lines.append((offset, offset + len(line)))
         offset += len(line) + 1
+    extra: list[Span] = []
+    for address in addresses:
+        k = next(i for i, (a, b) in enumerate(lines) if a <= address.start <= b)
+        lead = text[lines[k][0] : address.start]
+        if len(lead.split()) > 3 or any(c in lead for c in ".:;!?"):
+            continue  # the address is inside a sentence, not the head of a block
+        taken, blanks = 0, 0
+        for start, end in reversed(lines[:k]):
+            if not text[start:end].strip(" \t>*•·-?"):
+                blanks += 1
+                if blanks > 1:
+                    break
+                continue
+            m = _BLOCK_LINE.fullmatch(text, start, end)
+            if m is None:
+                break  # a sentence, a long line, or one that holds a digit: the block is over
+            value, value_start = m.group("value").rstrip(" ,"), m.start("value")
+            if any(c.isdigit() for c in value) or value.endswith(".") and not _ABBREVIATION_END.search(value):
+                break
+            taken += 1
+            held = any(s.start < value_start + len(value) and value_start < s.end for s in spans)
+            person = _is_person_line(value)
+            if not held and (person or not all(is_everyday_word(w) or is_stop_word(w) for w in _words(value))):
+                label = "PERSON" if person else "ORGANIZATION"
+                extra.append(Span(value_start, value_start + len(value), label, address.score, "addressee"))
+            if taken == 3:
+                break
+    return merge_spans([*spans, *extra], protects) if extra else spans
+
+
+def _words(value: str) -> list[str]:
+    return [w for w in (w.strip(".,&'’-") for w in value.split()) if w]
+
+
+def _is_person_line(value: str) -> bool:
+    """Two to four words, no list, that start with a given name or hold a middle initial ("naomi ryan",
+    "Mijail C Adomo")."""
+    words = _words(value)
+    if not 2 <= len(words) <= 4 or "," in value or any(is_stop_word(w) for w in words if len(w) > 1):
+        return False
+    return can_start_a_name(words[0]) or any(len(w) == 1 and w.isupper() for w in words[1:-1])
+
+
+# after a person's name, where they come from or work: "Tom I. Holzman from Predilytics", "Abby
+# Holloway of Opencounter", "Diana is from Cloudmade"; a title-case run of up to five words
+_TITLE_WORD = r"\p{Lu}[\p{L}\p{M}'’&-]*(?<!['’]s)"
+_AFFILIATION = pyregex.compile(
+    rf"[ ](?:is[ ])?(?:from|of|at|bei|chez|presso)[ ]"
+    rf"(?P<org>{_TITLE_WORD}(?:,?[ ](?:(?:and|&|of|for)[ ])?{_TITLE_WORD}){{0,4}})"
+    r"(?![\p{L}\p{N}]|[.]\p{L})"
+)
+
+
+def person_affiliations(text: str, spans: list[Span], protects: Callable[[str], bool] | None = None) -> list[Span]:
+    """The organisation a detected person is from narrows down who they are; a known place ("from
+    Lyon") is left to the place detectors, and one everyday word ("from Sales", "of Monday") is left."""
     extra = []
-    for k in range(1, len(lines) - 1):
-        above, (start, end) = lines[k - 1], lines[k]
-        if any(s.start < end and start < s.end for s in spans):
+    for person in (s for s in spans if s.label == "PERSON"):
+        m = _AFFILIATION.match(text, person.end)
+        if m is None:
             continue
-        named = [s for s in spans if s.label == "PERSON" and s.start <= above[1] and above[0] <= s.start]
-        if not named or text[above[0] : above[1]].strip(" \t>") != text[named[0].start : named[0].end]:
+        org = m.group("org")
+        start, end = m.start("org"), m.end("org")
+        if any(s.start < end and start < s.end for s in spans) or lookup(org) is not None:
             continue
-        below = lines[k + 1 : k + 4]
-        if not any(s.label == "STREET_ADDRESS" and any(a <= s.start < b for a, b in below) for s in spans):
+        words = org.replace(",", " ").split()
+        if len(words) == 1 and (is_everyday_word(org) or is_stop_word(org)):
             continue
-        m = _TITLE_LINE.fullmatch(text, start, end)
-        if m is not None and not is_stop_word(m.group("value").split()[0]):
-            extra.append(Span(m.start("value"), m.end("value"), "ORGANIZATION", named[0].score, "signature"))
+        extra.append(Span(start, end, "ORGANIZATION", person.score, "affiliation"))
     return merge_spans([*spans, *extra], protects) if extra else spans
 
 
 def propagate_values(
     texts: Sequence[str], spans: list[list[Span]], protects: Callable[[str], bool] | None = None
 ) -> list[list[Span]]:
-    """Flag every other occurrence of a detected value, in any slot.
+    """Flag every other occurrence of a detected value, in any slot, and of a detected person's given
+    or family name alone ("Valida M. Ibragimov ... Valida spent a year", "starring Westgård").
 
     A name the NER caught in the user's message but missed in the system prompt or a tool result
     would otherwise leave the machine raw. Matching is exact and word-bounded (`rewriters.text`).
@@ -237,6 +300,10 @@ def propagate_values(
             value = text[s.start : s.end]
             if value.strip() and (value not in labels or s.score > labels[value].score):
                 labels[value] = s
+    for value, s in list(labels.items()):
+        if s.label == "PERSON":
+            for part in name_parts(value):
+                labels.setdefault(part, s)  # a value detected on its own keeps its own label
     if not labels:
         return spans
     regex = any_of(set(labels))
@@ -250,3 +317,34 @@ def propagate_values(
         ]
         result.append(merge_spans([*text_spans, *extra], protects) if extra else text_spans)
     return result
+
+
+# a word of a name, its possessive left out ("Vassiliev's"), inner hyphens and apostrophes kept ("O'Connor")
+_NAME_PART = pyregex.compile(
+    r"(?<![\p{L}\p{M}'’.-])\p{L}[\p{L}\p{M}]*(?:['’-]\p{L}[\p{L}\p{M}]+)*(?![\p{L}\p{M}.]|-\p{L}|['’]\p{L}{2})"
+)
+_INITIAL = pyregex.compile(r"[ ]\p{Lu}\.?[ ]")
+
+
+def name_parts(name: str) -> list[str]:
+    """The words of a person's name that identify them alone.
+
+    Only a name of two words or more that starts with a given name or holds a middle initial ("Valida M.
+    Ibragimov") gives parts: each word of three letters or more that is no initial, acronym ("DDS"),
+    function word, frequent English word ("Young", "Key": too often the word itself) or known place. A
+    name typed in lower case gives lower-case parts.
+    """
+    name = name.split("\n")[0]  # a span run on into the next line ("Mike McKerns\nMaintainer") is misread there
+    words = [m.group() for m in _NAME_PART.finditer(name)]
+    if len(name.split()) < 2 or not (words and can_start_a_name(words[0]) or _INITIAL.search(name)):
+        return []  # only what reads as a person's name: "Classifier: Intended Audience" is a misread
+    return [
+        w
+        for w in words
+        if len(w) >= 3
+        and not w.isupper()
+        and (w[0].isupper() or name.islower())
+        and not is_stop_word(w)
+        and not is_frequent_english_word(w)
+        and lookup(w) is None
+    ]

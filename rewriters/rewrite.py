@@ -73,6 +73,12 @@ class RewriteSession:
     name_parts: dict[str, str | None] = field(default_factory=dict)  # "Becker" -> "Müller"; None: ambiguous
     protected_values: dict[str, str] = field(default_factory=dict)  # original -> label: must not leave
 
+    def surrogate_part(self, name_part: str) -> str | None:
+        """The part of a full name's surrogate that stands for this part of the real name, when only one
+        does."""
+        fakes = [fake for fake, real in self.name_parts.items() if real == name_part]
+        return fakes[0] if len(fakes) == 1 else None
+
     def restorer(self) -> Restorer:
         """Surrogates, unambiguous name parts ('Ms. Lopez'), and their upper-case forms ('LOPEZ')."""
         parts = {p: o for p, o in self.name_parts.items() if o is not None and p not in self.surrogates}
@@ -129,6 +135,12 @@ class Rewriter:
         assigned: dict[tuple[str, str], tuple[str, Action]] = {}  # (label, original) -> replacement, action
         mask_counts: dict[str, int] = {}
         prompt = _Prompt("\n".join(texts))
+        # full names first, so a name alone ("Valida") can take its part of the full name's surrogate
+        for key in sorted(plan, key=lambda k: -len(k[1].split())):
+            if key[0] == "PERSON" and plan[key] is Action.PSEUDONYMIZE and len(key[1].split()) > 1:
+                assigned[key] = self._replacement(
+                    Action.PSEUDONYMIZE, *key, tenant, session, mask_counts, prompt, proposals
+                )
         out = []
         for slot, (text, slot_spans) in enumerate(zip(texts, spans, strict=True)):
             ordered = sorted(slot_spans, key=lambda s: s.start)
@@ -257,6 +269,10 @@ class Rewriter:
                 self._map_name_parts(label, sampled, value, session, prompt)  # "Ms. Palmer" comes back too
                 return sampled, action
         if action is Action.PSEUDONYMIZE:
+            part = session.surrogate_part(value) if label == "PERSON" else None
+            if part is not None and self._usable(label, part, value, session, prompt):
+                session.surrogates[part] = value  # "Valida M. Ibragimov" -> "Anna K. Smith", "Valida" -> "Anna"
+                return part, action
             for attempt in range(_MAX_ATTEMPTS):
                 candidate = self._factory.make(tenant, label, value, attempt)
                 if self._usable(label, candidate, value, session, prompt):

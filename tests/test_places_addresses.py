@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rewriters.detect import coordinated_names
+from rewriters.detect import coordinated_names, name_parts, propagate_values
 from rewriters.detectors.addresses import AddressDetector
 from rewriters.detectors.names import NameDetector
 from rewriters.detectors.places import PlaceDetector
@@ -40,6 +40,9 @@ ADDRESSES = [
     ("i live at 12 rue des lilas, 69003 Lyon", "12 rue des lilas, 69003 Lyon"),
     ("Andrew had given Andrew his address: 5366 Pivovarská 276", "5366 Pivovarská 276"),
     ("Daniela lives at 92597 Jahu 80, near the lake", "92597 Jahu 80"),
+    # the town that ends the line after a typed street, even when no gazetteer knows it
+    ("Cendrillon Coudert lives at 333 Golfskálinn 78, Borgarnes", "333 Golfskálinn 78, Borgarnes"),
+    ("Send it to 12 Main Street\nThanks", "12 Main Street"),
     ("The bus drops you off at 13813 3784 Archwood Avenue", "13813 3784 Archwood Avenue"),
     ("name: hyuuma t. maida\naddress: unit 4526 box 0671\ndpo ap 40902", "unit 4526 box 0671\ndpo ap 40902"),
     (
@@ -117,6 +120,9 @@ def test_addresses_are_labelled_and_scored(addresses: AddressDetector) -> None:
         ("Er lebt in Deutschland, elle vit en Allemagne, vive en Alemania.", ["Deutschland", "Allemagne", "Alemania"]),
         ("Trasferito in Germania dalla Svizzera", ["Germania", "Svizzera"]),
         ("Born in Aalborg, raised in Goiânia", ["Aalborg", "Goiânia"]),
+        # a name no gazetteer holds, where the sentence says it is a place
+        ("He grew up in SUND and flew to Reguengos de Monsaraz on Tuesday", ["SUND", "Reguengos de Monsaraz"]),
+        ("I'm Naomi, originally from ΕΓΚΩΜΗ; j'habite à Plouharnel", ["ΕΓΚΩΜΗ", "Plouharnel"]),
         # a country typed in lower case after a preposition of place
         ("i'm originally from switzerland, we moved to united kingdom", ["switzerland", "united kingdom"]),
         ("vivo en españa; ich ziehe nach deutschland", ["españa", "deutschland"]),
@@ -137,6 +143,8 @@ def test_places_are_found(places: PlaceDetector, text: str, expected: list[str])
         "pip install Django Flask Celery; kubectl apply -f Helm",
         "email info@aalborg.dk or see /srv/Aalborg/data",
         "a chad of paper, in the morning, from china import wall",
+        # after a place cue, an everyday word, a given name or a possessive is no place
+        "I'm in Love, we are based in Excel, I'm in Sarah's team and i'm in Marketing; Tom lives in Rose",
     ],
 )
 def test_no_place_without_evidence(places: PlaceDetector, text: str) -> None:
@@ -174,3 +182,20 @@ def test_a_list_holding_a_person_is_a_list_of_people() -> None:
     record = "Patient Harriet Okonkwo, MRN 4471-2290, was admitted."
     harriet = Span(8, 23, "PERSON", 0.85, "presidio")
     assert coordinated_names(record, [harriet]) == [harriet]
+
+
+def test_a_detected_persons_name_parts_are_found_alone_in_every_slot() -> None:
+    texts = ["Valida spent a year as the assistant to Valida M. Ibragimov.", "Ibragimov's reply", "key young ideas"]
+    full = texts[0].index("Valida M.")
+    spans = [[Span(full, full + len("Valida M. Ibragimov"), "PERSON", 0.8, "presidio")], [], []]
+    found = propagate_values(texts, spans)
+    assert [[t[s.start : s.end] for s in f] for t, f in zip(texts, found, strict=True)] == [
+        ["Valida", "Valida M. Ibragimov"],
+        ["Ibragimov"],
+        [],
+    ]
+    # initials, acronyms, frequent English words and places are no parts; a lower-case name gives lower-case ones
+    assert name_parts("Brad L Key") == [] and name_parts("Kathrine Filemonsen DDS") == ["Kathrine", "Filemonsen"]
+    assert name_parts("olga krylova") == ["olga", "krylova"] and name_parts("Zoe Young") == ["Zoe"]
+    assert name_parts("Valida") == [] and name_parts("Classifier Intended Audience") == []
+    assert name_parts("Mike McKerns\nMaintainer") == ["McKerns"]  # "mike" is a frequent English word

@@ -191,6 +191,19 @@ def test_surrogate_sharing_a_word_with_the_prompt_is_not_used() -> None:
     assert session.restorer().restore(out) == text
 
 
+def test_a_name_alone_takes_its_part_of_the_full_names_surrogate() -> None:
+    """The model should read one person where the prompt has one: "Valida ... Valida M. Ibragimov" becomes
+    "Candice ... Candice D. Snow", whichever comes first, and both come back."""
+    text = "Valida spent a year as the assistant to Valida Ibragimov. Ibragimov liked it."
+    spans = spans_of(text, ("Valida Ibragimov", "PERSON"))
+    alone = text.rindex("Ibragimov")
+    spans += [Span(0, 6, "PERSON", 0.8, "propagate"), Span(alone, alone + 9, "PERSON", 0.8, "propagate")]
+    (out,), session = rewriter().rewrite([text], [spans], POLICY, "t")
+    fake = next(f for f, real in session.surrogates.items() if real == "Valida Ibragimov")
+    assert out == f"{fake.split()[0]} spent a year as the assistant to {fake}. {fake.split()[-1]} liked it."
+    assert session.restorer().restore(out) == text
+
+
 def test_presidio_reads_the_spaced_part_of_mixed_script_text() -> None:
     from rewriters.text import blank_unspaced
 
@@ -217,25 +230,41 @@ def test_a_person_surrogate_keeps_the_given_name_gender(name: str, gender: str) 
         assert surrogate.split()[0] in names, surrogate
 
 
-def test_the_line_under_a_signatures_name_is_an_organisation() -> None:
-    """A signature block: the person's name, their organisation, then a street address."""
-    from rewriters.detect import signature_organisations
+def test_the_lines_above_a_street_address_name_who_is_there() -> None:
+    """A signature or letter block: the person's name, a role, their organisation, then a street address.
+    The name and organisation are taken, the role (everyday words) is left."""
+    from rewriters.detect import addressee_lines
 
-    text = "Thanks!\n> Ella H. Snider\n> Otc Markets\n> 228 Ringvej 12\n> 2300 København"
-    name, address = text.index("Ella"), text.index("228")
+    text = "Thanks!\n> Mijail C Adomo\n> Sales manager\n> Otc Markets\n\n> 228 Ringvej 12\n> 2300 København"
+    address = text.index("228")
+    spans = [Span(address, len(text), "STREET_ADDRESS", 0.8, "addresses")]
+    found = addressee_lines(text, spans)
+    assert [(text[s.start : s.end], s.label) for s in found if s.detector == "addressee"] == [
+        ("Mijail C Adomo", "PERSON"),
+        ("Otc Markets", "ORGANIZATION"),
+    ]
+    # a line that already holds a span is kept as it is
+    held = [Span(text.index("Otc"), text.index("Otc") + 11, "LOCATION", 0.9, "places"), *spans]
+    assert [s.label for s in addressee_lines(text, held) if text[s.start : s.end] == "Otc Markets"] == ["LOCATION"]
+    # a sentence above the address, or an address inside a sentence: no block
+    for prose in ("We moved our office last year.\n228 Ringvej 12", "Please send it to\n228 Ringvej 12",
+                  "Otc Markets\nThe office is at 228 Ringvej 12"):
+        address = prose.index("228")
+        spans = [Span(address, len(prose), "STREET_ADDRESS", 0.8, "addresses")]
+        assert addressee_lines(prose, spans) == spans, prose
+
+
+def test_the_organisation_a_person_is_from() -> None:
+    from rewriters.detect import person_affiliations
+
+    text = "Tom I. Holzman from Predilytics met Diana, who is from Lyon, and Anna from Sales."
     spans = [
-        Span(name, name + len("Ella H. Snider"), "PERSON", 0.8, "names"),
-        Span(address, len(text), "STREET_ADDRESS", 0.8, "addresses"),
+        Span(0, 14, "PERSON", 0.8, "presidio"),
+        Span(text.index("Diana"), text.index("Diana") + 5, "PERSON", 0.8, "presidio"),
+        Span(text.index("Anna"), text.index("Anna") + 4, "PERSON", 0.8, "presidio"),
     ]
-    found = signature_organisations(text, spans)
-    assert [(text[s.start : s.end], s.label) for s in found if s.label == "ORGANIZATION"] == [
-        ("Otc Markets", "ORGANIZATION")
-    ]
-    # no address below, or a name that is not the whole line: no signature
-    assert signature_organisations(text, spans[:1]) == spans[:1]
-    prose = "Ella H. Snider wrote\nOtc Markets\n228 Ringvej 12"
-    shifted = [Span(0, 14, "PERSON", 0.8, "names"), Span(prose.index("228"), len(prose), "STREET_ADDRESS", 0.8, "a")]
-    assert all(s.label != "ORGANIZATION" for s in signature_organisations(prose, shifted))
+    found = person_affiliations(text, spans)
+    assert [text[s.start : s.end] for s in found if s.label == "ORGANIZATION"] == ["Predilytics"]
 
 
 def test_a_surrogate_brings_no_quote_the_value_did_not_have() -> None:
