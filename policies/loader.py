@@ -97,8 +97,8 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
     detectors = data.get("detectors")
     prototypes = detectors.get("prototypes") if isinstance(detectors, dict) else None
     mpc = data.get("mpc")
-    paths = ((prototypes, "artifact"), (data.get("ppvd"), "store"), (data.get("damper"), "artifact"),
-             (mpc, "checkpoint"), (mpc, "classifier"))  # fmt: skip
+    paths = ((prototypes, "artifact"), (prototypes, "multilingual_artifact"), (data.get("ppvd"), "store"),
+             (data.get("damper"), "artifact"), (mpc, "checkpoint"), (mpc, "classifier"))  # fmt: skip
     for section, key in paths:
         if isinstance(section, dict) and isinstance(section.get(key), str) and not Path(section[key]).is_absolute():
             section[key] = str((base_dir / section[key]).resolve())

@@ -130,10 +130,13 @@ class FieldsConfig(_Strict):
 class PrototypesConfig(_Strict):
     """DAMPER-style learnt domain privacy: a trained prototype artifact (`privgate prototypes train`).
 
-    A relative `artifact` path is resolved against the policy file's directory.
+    `artifact` reads English text; `multilingual_artifact`, when given, reads every text that is not
+    English (trained on multilingual-e5-small, which reads German, French or Chinese where MiniLM does
+    not). Relative paths are resolved against the policy file's directory.
     """
 
     artifact: str = Field(min_length=1)
+    multilingual_artifact: str | None = Field(None, min_length=1)
     enabled: bool = True
 
 

@@ -44,9 +44,14 @@ def build_detectors(policy: Policy, analyzers: AnalyzerCache) -> list[Detector]:
     if config.fields.enabled:
         detectors.append(FieldDetector(config.fields.score))
     if config.prototypes is not None and config.prototypes.enabled:
-        from rewriters.detectors.prototypes import PrototypeDetector  # faiss and an embedder: only when asked
+        from rewriters.detectors.prototypes import ByLanguage, PrototypeDetector  # faiss, an embedder: when asked
 
-        detectors.append(PrototypeDetector.open(config.prototypes.artifact))
+        english = PrototypeDetector.open(config.prototypes.artifact)
+        if config.prototypes.multilingual_artifact is None:
+            detectors.append(english)
+        else:
+            other = PrototypeDetector.open(config.prototypes.multilingual_artifact)
+            detectors.append(ByLanguage(english, other, analyzers.guesser()))
     if config.patterns or config.deny_lists:
         detectors.append(PatternDetector(config.patterns, config.deny_lists))
     return detectors

@@ -7,12 +7,13 @@ import torch
 
 from policies import SHIPPED_DIR
 from policies.loader import load_policy
-from rewriters.detectors.prototypes import PrototypeDetector
+from rewriters.detectors.prototypes import ByLanguage, PrototypeDetector
+from rewriters.language import LanguageGuesser
 
 torch.set_num_threads(1)
 
-# Values outside the training term lists. English: MiniLM reads other languages too weakly for a
-# dependable test here (see the note on the shipped domains' non-English recall).
+# Values outside the training term lists, in English for the MiniLM artifact; the other languages are
+# read by each domain's multilingual (e5) artifact, below.
 CASES = {
     "medical": [
         ("Her rheumatologist confirmed systemic sclerosis and put her on a new drug.", {"systemic sclerosis"}),
@@ -48,3 +49,67 @@ def test_shipped_domain_flags_unseen_private_terms_and_leaves_neutral_text(domai
             assert any(s.start < start + len(value) and start < s.end for s in spans), (value, flagged)
         assert all(policy.protects(s.label) for s in spans)
     assert sum(len(spans) for spans in found[len(texts) :]) == 0, found[len(texts) :]
+
+
+# Non-English values outside the training term lists, for the multilingual artifacts
+OTHER_LANGUAGES = {
+    "medical": [
+        ("Bei meiner Mutter wurde letztes Jahr eine Lungenfibrose festgestellt.", {"Lungenfibrose"}),
+        ("A mi padre le diagnosticaron una cirrosis hepática y toma espironolactona.", {"cirrosis", "espironolactona"}),
+        ("Mia moglie è in cura per una psoriasi grave.", {"psoriasi"}),
+        ("我妈妈得了甲状腺功能减退症。", {"甲状腺功能减退症"}),
+    ],
+    "finance": [
+        ("Nach der Kündigung habe ich eine Lohnpfändung bekommen.", {"Lohnpfändung"}),
+        ("Mi cliente gana 95.000 euros al año y tiene una deuda con Hacienda.", {"95.000 euros al año"}),
+        ("我的信用卡已经逾期三个月了。", {"逾期"}),
+    ],
+    "legal": [
+        ("Mein Bruder wurde wegen Körperverletzung angeklagt.", {"Körperverletzung"}),
+        ("Ma cliente conteste son obligation de quitter le territoire.", {"quitter le territoire"}),
+        ("Il mio vicino è stato condannato per furto aggravato.", {"furto aggravato"}),
+    ],
+}
+NEUTRAL_OTHER = [
+    "Bitte fasse die Notizen der Besprechung zusammen.",
+    "¿Cuál es una buena receta de lasaña vegetariana?",
+    "Le train pour Lyon part à 9h40 du quai 7.",
+    "Qual è il modo migliore per imparare il tedesco?",
+    "明天上午九点开会，请准备好材料。",
+]
+
+
+@pytest.fixture(scope="module")
+def guesser() -> LanguageGuesser:
+    return LanguageGuesser()
+
+
+@pytest.mark.parametrize("domain", sorted(OTHER_LANGUAGES))
+def test_non_english_text_goes_to_the_multilingual_artifact(domain: str, guesser: LanguageGuesser) -> None:
+    policy = load_policy(SHIPPED_DIR / f"{domain}.yaml")
+    config = policy.detectors.prototypes
+    assert config is not None and config.multilingual_artifact is not None
+    english = PrototypeDetector.open(config.artifact)
+    other = PrototypeDetector.open(config.multilingual_artifact)
+    detector = ByLanguage(english, other, guesser)
+    english_text, _ = CASES[domain][0]
+    assert detector.routes_to_english(english_text)
+    cases = OTHER_LANGUAGES[domain]
+    texts = [text for text, _ in cases]
+    assert not any(detector.routes_to_english(t) for t in texts + NEUTRAL_OTHER)
+    found = detector.detect([english_text, *texts, *NEUTRAL_OTHER])
+    assert found[0] == english.detect([english_text])[0]  # English is still read by MiniLM
+    for (text, expected), spans in zip(cases, found[1:], strict=False):
+        for value in expected:
+            start = text.index(value)
+            assert any(s.start < start + len(value) and start < s.end for s in spans), (value, spans)
+        assert all(policy.protects(s.label) for s in spans)
+    assert sum(len(spans) for spans in found[1 + len(texts) :]) == 0, found[1 + len(texts) :]
+
+
+def test_domains_share_one_encoder_per_model() -> None:
+    """Each int8 copy of e5 holds its word table: the three domains' artifacts read through one."""
+    loaded = [load_policy(SHIPPED_DIR / f"{domain}.yaml").detectors.prototypes for domain in sorted(CASES)]
+    paths = [config.multilingual_artifact for config in loaded if config is not None]
+    encoders = {id(PrototypeDetector.open(path).encoder) for path in paths if path is not None}
+    assert len(paths) == 3 and len(encoders) == 1

@@ -53,6 +53,26 @@ def test_medical_domain_rewrites_diagnosis_and_medication(medical_gateway: Loopb
     assert reply.json()["choices"][0]["message"]["content"] == PROMPT
 
 
+@pytest.mark.parametrize(
+    ("prompt", "private"),
+    [
+        ("A mi madre le diagnosticaron una leucemia linfocítica crónica y toma ibrutinib.", ("leucemia", "ibrutinib")),
+        ("Bei mir wurde eine Herzinsuffizienz festgestellt, ich nehme Bisoprolol.", ("Herzinsuffizienz", "Bisoprolol")),
+    ],
+)
+def test_medical_domain_reads_other_languages_with_its_multilingual_artifact(
+    medical_gateway: LoopbackServer, fake_llm: FakeLLM, prompt: str, private: tuple[str, str]
+) -> None:
+    fake_llm.records.clear()
+    body = {"model": "m", "messages": [{"role": "user", "content": prompt}]}
+    headers = {"X-Privgate-Domain": "medical", "Authorization": "Bearer sk-medical-test"}
+    reply = httpx.post(f"{medical_gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=60)
+    assert reply.status_code == 200, reply.text
+    sent = fake_llm.received()
+    assert not any(word in sent for word in private), sent
+    assert reply.json()["choices"][0]["message"]["content"] == prompt
+
+
 def test_start_up_refuses_a_policy_whose_artifact_is_missing_or_corrupt(
     fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -67,4 +87,8 @@ def test_start_up_refuses_a_policy_whose_artifact_is_missing_or_corrupt(
     faiss_file = root / "artifacts" / "medical" / "prototypes.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[:-16])
     with pytest.raises(StartupError, match=r"prototypes\.faiss does not match its checksum"):
+        Runtime.build(settings)
+    # the English artifact whole again, the multilingual one still missing: no start either
+    shutil.copytree(SHIPPED_DIR.parent / "artifacts" / "medical", root / "artifacts" / "medical", dirs_exist_ok=True)
+    with pytest.raises(StartupError, match=r"domain 'medical'.*medical-multilingual.*missing"):
         Runtime.build(settings)
