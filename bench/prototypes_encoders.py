@@ -1,6 +1,9 @@
 """Which token states make the better learnt detector: MiniLM (today's artifacts) or multilingual e5.
 
-    .venv/bin/python bench/prototypes_encoders.py minilm-int8 e5-int8 [e5-fp32] [--domain medical]
+    .venv/bin/python bench/prototypes_encoders.py minilm-int8 e5-traced [e5-int8 e5-fp32] [--domain medical]
+
+e5-traced is the encoder the multilingual artifacts use (int8, traced, 128-token windows, first 8 of
+e5's 12 layers); e5-int8 and e5-fp32 read the last layer over the whole text, eagerly.
 
 Each encoder trains a prototype model on the domain's examples with whole values held out
 (`split_by_terms`, 25%), then detects on the held-out examples; printed per language: overlap

@@ -60,7 +60,7 @@ OTHER_LANGUAGES = {
         ("我妈妈得了甲状腺功能减退症。", {"甲状腺功能减退症"}),
     ],
     "finance": [
-        ("Nach der Kündigung habe ich eine Lohnpfändung bekommen.", {"Lohnpfändung"}),
+        ("Mein Konto ist seit Monaten im Dispo, minus 4.000 Euro.", {"4.000 Euro"}),
         ("Mi cliente gana 95.000 euros al año y tiene una deuda con Hacienda.", {"95.000 euros al año"}),
         ("我的信用卡已经逾期三个月了。", {"逾期"}),
     ],
