@@ -259,6 +259,7 @@ def _pool_window(
     out[todo] = np.concatenate([_unit(span_vec.astype(np.float32)), _unit(ctx_vec.astype(np.float32))], axis=1)
     read[todo] = True
 
+
 def _int8(model: Any) -> Any:
     """The model with its Linear layers as dynamic int8 (about 3x faster on CPU)."""
     import torch
@@ -594,9 +595,9 @@ class PrototypeDetector:
 
 
 class ByLanguage:
-    """Two artifacts of one domain: English text to the first (MiniLM: fast, English-only), every other
-    text to the second (multilingual e5: about 2.5x the time, but it reads "Azathioprin" and "二甲双胍").
-    A text whose language is unsure goes to the English one only if it is plain ASCII."""
+    """Two artifacts of one domain: English text to the first (MiniLM, English-only), every other text to
+    the second (multilingual e5, which reads "Azathioprin" and "二甲双胍"). A text whose language is
+    unsure goes to the English one only if it is plain ASCII."""
 
     name = "prototypes"
     releases_gil = True  # both are transformer passes (see PrototypeDetector)
