@@ -63,6 +63,10 @@ def test_one_given_name_in_any_case_where_the_sentence_says_it_is_a_person() -> 
     assert names_in("dile a valentina que ya salí") == ["valentina"]
     assert names_in("dì a giulia che stasera non ce la faccio") == ["giulia"]
     assert names_in("sag jonas bitte, dass ich später komme") == ["jonas"]
+    for text, name in (("avisa a lucía que llego tarde", "lucía"), ("appelle camille demain", "camille"),
+                       ("chiama marco stasera", "marco"), ("call sophie back", "sophie")):
+        assert names_in(text) == [name], text
+    assert names_in("call back later; chiama il medico; appelle le service; ruf mich an") == []
     # the subject of a people verb, anywhere in the sentence
     assert names_in("lol yeah jessica said the same thing") == ["jessica"]
     assert names_in("Am Montag: Sophie hat gesagt, sie kommt") == ["Sophie"]

@@ -58,10 +58,11 @@ _SINGLE = regex.compile(
 
 _ANY_WORD = r"\p{L}[\p{Ll}\p{M}]+(?:['’-]\p{L}[\p{Ll}\p{M}]+)*"  # "kenji", "Jean-Luc", "léa"
 # what people write before the one a message is for, in the six languages
-_FOR = r"""(?:tell|ask|asked|email|e-mail|text|ping|message|remind|invite|thank|say[ ]hi[ ]to|says[ ]hi[ ]to|talk[ ]to
-    |speak[ ]to|write[ ]to|said[ ]to|shouted[ ]at|yelled[ ]at|follow[ ]up[ ]with|catch[ ]up[ ]with|meet[ ]with
-    |heard[ ]from|covering[ ]for|dis[ ]à|demande[ ]à|écris[ ]à|chez|sag|frag|schreib|grüß
-    |dile[ ]a|pregúntale[ ]a|escríbele[ ]a|avísale[ ]a|dì[ ]a|di'[ ]a|chiedi[ ]a|scrivi[ ]a|saluta)"""
+_FOR = r"""(?:tell|ask|asked|email|e-mail|text|ping|message|remind|invite|thank|call|say[ ]hi[ ]to|says[ ]hi[ ]to
+    |talk[ ]to|speak[ ]to|write[ ]to|said[ ]to|shouted[ ]at|yelled[ ]at|follow[ ]up[ ]with|catch[ ]up[ ]with|meet[ ]with
+    |heard[ ]from|covering[ ]for|dis[ ]à|demande[ ]à|écris[ ]à|envoie[ ]à|appelle|préviens|chez|sag|frag|schreib|grüß
+    |ruf|dile[ ]a|pregúntale[ ]a|escríbele[ ]a|avísale[ ]a|avisa[ ]a|llama[ ]a|escribe[ ]a|pregunta[ ]a|dì[ ]a|di'[ ]a
+    |chiedi[ ]a|scrivi[ ]a|avvisa|chiama|saluta)"""
 _ADDRESSED = regex.compile(
     rf"""(?xi)(?<![\p{{L}}\p{{N}}])(?-i:{_FOR})[ ]+(?P<name>{_ANY_WORD})
     (?:[ ]+(?:and|und|et|y|e)[ ]+(?P<name2>{_ANY_WORD}))?(?![\p{{L}}\p{{N}}@.]|\.\w)"""
