@@ -154,30 +154,18 @@ def _unit(x: Matrix) -> Matrix:
     return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12), dtype=np.float32)
 
 
-class TokenPoolEncoder:
-    """One transformer pass per text; a span's vector is the mean of its tokens' states.
+class _TokenPool:
+    """What both token-pool encoders share: one traced pass per text, single-threaded and under a lock,
+    then a [span mean | context mean] vector per candidate from the windows' token states. A subclass
+    only says how a text is cut into windows (`_windows`)."""
 
-    Used with a sentence-transformers embedder that has a local `model_dir` (all-MiniLM-L6-v2): the
-    same weights, read from the same package path, so the embedder's fingerprint is the encoder's.
-    The Linear layers run as dynamic int8 (about 3x faster on CPU) inside one traced graph (`_traced`),
-    which lets the pass run beside spaCy without holding the GIL; training uses the same encoder, so
-    the head sees the same vectors.
-    """
+    kind: str
 
-    kind = "token_pool_int8"
-
-    def __init__(self, embedder: Embedder, context_tokens: int = 12, max_length: int = 256) -> None:
-        model_dir = getattr(embedder, "model_dir", None)
-        if model_dir is None:
-            raise PrototypeArtifactError(f"embedder {embedder.name!r} has no local model directory for token states")
+    def __init__(self, embedder: Embedder, model: Any, traced: Any, context_tokens: int, max_length: int) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
 
         self._torch = torch
-        self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModel.from_pretrained(str(model_dir)).eval()
-        example = self._tokenizer(["privgate traces its encoder", "once"], padding=True, return_tensors="pt")
-        self._model = _traced(_int8(model), example["input_ids"], example["attention_mask"], example["token_type_ids"])
+        self._model = traced
         self._embedder = embedder
         self.name = embedder.name
         self.dim = 2 * int(model.config.hidden_size)
@@ -193,10 +181,56 @@ class TokenPoolEncoder:
         # make a text's vectors depend on its neighbours; the same text must always give the same spans.
         return [self._encode_one(text, s) for text, s in zip(texts, spans, strict=True)]
 
+    def _windows(self, text: str) -> tuple[Any, Any, npt.NDArray[Any], npt.NDArray[np.bool_]]:
+        """(input ids, attention mask) tensors of the text's windows, each token's character offsets, and
+        which tokens are the text's own (not special tokens or padding)."""
+        raise NotImplementedError
+
     def _encode_one(self, text: str, spans: Sequence[tuple[int, int]]) -> Matrix:
         out = np.zeros((len(spans), self.dim), dtype=np.float32)
         if not spans:
             return out
+        ids, mask, offsets, valid = self._windows(text)
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # see PrototypeDetector.detect; restored for other torch users
+            try:
+                states = self._model(ids, mask, torch.zeros_like(ids)).float().numpy()
+            finally:
+                torch.set_num_threads(threads)
+        bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+        read = np.zeros(len(bounds), dtype=bool)  # a span is read from the first window that holds it
+        for row in range(states.shape[0]):
+            _pool_window(states[row], offsets[row], valid[row], bounds, read, out, self.context_tokens)
+        return out
+
+
+class TokenPoolEncoder(_TokenPool):
+    """One transformer pass per text; a span's vector is the mean of its tokens' states.
+
+    Used with a sentence-transformers embedder that has a local `model_dir` (all-MiniLM-L6-v2): the
+    same weights, read from the same package path, so the embedder's fingerprint is the encoder's.
+    The Linear layers run as dynamic int8 (about 3x faster on CPU) inside one traced graph (`_traced`),
+    which lets the pass run beside spaCy without holding the GIL; training uses the same encoder, so
+    the head sees the same vectors.
+    """
+
+    kind = "token_pool_int8"
+
+    def __init__(self, embedder: Embedder, context_tokens: int = 12, max_length: int = 256) -> None:
+        model_dir = getattr(embedder, "model_dir", None)
+        if model_dir is None:
+            raise PrototypeArtifactError(f"embedder {embedder.name!r} has no local model directory for token states")
+        from transformers import AutoModel, AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModel.from_pretrained(str(model_dir)).eval()
+        example = self._tokenizer(["privgate traces its encoder", "once"], padding=True, return_tensors="pt")
+        traced = _traced(_int8(model), example["input_ids"], example["attention_mask"], example["token_type_ids"])
+        super().__init__(embedder, model, traced, context_tokens, max_length)
+
+    def _windows(self, text: str) -> tuple[Any, Any, npt.NDArray[Any], npt.NDArray[np.bool_]]:
         enc = self._tokenizer(
             [text],
             return_offsets_mapping=True,
@@ -207,22 +241,9 @@ class TokenPoolEncoder:
             padding=True,
             return_tensors="pt",
         )
-        offsets = enc.pop("offset_mapping").numpy()
-        enc.pop("overflow_to_sample_mapping")
-        with self._lock, self._torch.inference_mode():
-            threads = self._torch.get_num_threads()
-            self._torch.set_num_threads(1)  # see PrototypeDetector.detect; restored for other torch users
-            try:
-                states = self._model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).float().numpy()
-            finally:
-                self._torch.set_num_threads(threads)
-        mask = enc["attention_mask"].numpy().astype(bool)
+        offsets = enc["offset_mapping"].numpy()
         special = offsets[:, :, 1] <= offsets[:, :, 0]
-        bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-        read = np.zeros(len(bounds), dtype=bool)  # a span is read from the first window that holds it
-        for row in range(states.shape[0]):
-            _pool_window(states[row], offsets[row], mask[row] & ~special[row], bounds, read, out, self.context_tokens)
-        return out
+        return enc["input_ids"], enc["attention_mask"], offsets, enc["attention_mask"].numpy().astype(bool) & ~special
 
 
 def _pool_window(
@@ -305,7 +326,7 @@ def _traced(model: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any
         chatter.setLevel(level)
 
 
-class E5TokenPoolEncoder:
+class E5TokenPoolEncoder(_TokenPool):
     """TokenPoolEncoder over multilingual-e5-small (`rewriters.e5_states`), for text in any of our six
     languages: the MiniLM encoder reads German, French or Chinese poorly. The same windows, int8 Linear
     layers and traced graph, over the first 8 of e5's 12 layers: their states tell private terms apart
@@ -321,30 +342,14 @@ class E5TokenPoolEncoder:
         from rewriters import e5_states
 
         model, self._tokenizer = e5_states.load()
-        self._torch = torch
         bos, eos, pad = self._tokenizer.bos, self._tokenizer.eos, self._tokenizer.pad
         ids = torch.tensor([[bos, 1000, 2000, eos], [bos, 3000, eos, pad]])
-        mask = (ids != pad).long()
         quantized = _int8(model)  # a copy: the shared fp32 model keeps all its layers
         quantized.encoder.layer = quantized.encoder.layer[: self.layers]
-        self._model = _traced(quantized, ids, mask, torch.zeros_like(ids))
-        self._embedder = embedder
-        self.name = embedder.name
-        self.dim = 2 * int(model.config.hidden_size)
-        self.context_tokens = context_tokens
-        self.max_length = max_length
-        self._lock = threading.Lock()
+        traced = _traced(quantized, ids, (ids != pad).long(), torch.zeros_like(ids))
+        super().__init__(embedder, model, traced, context_tokens, max_length)
 
-    def fingerprint(self) -> str:
-        return self._embedder.fingerprint()
-
-    def encode(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[Matrix]:
-        return [self._encode_one(text, s) for text, s in zip(texts, spans, strict=True)]  # see TokenPoolEncoder
-
-    def _encode_one(self, text: str, spans: Sequence[tuple[int, int]]) -> Matrix:
-        out = np.zeros((len(spans), self.dim), dtype=np.float32)
-        if not spans:
-            return out
+    def _windows(self, text: str) -> tuple[Any, Any, npt.NDArray[Any], npt.NDArray[np.bool_]]:
         ids, offsets = self._tokenizer.encode(text)
         width, overlap = self.max_length - 2, 2 * self.context_tokens  # a span's context fits in the overlap
         starts = list(range(0, max(len(ids) - overlap, 1), width - overlap))
@@ -359,19 +364,7 @@ class E5TokenPoolEncoder:
         for k, r in enumerate(rows):
             batch[k, : len(r)] = torch.tensor(r)
         mask = (batch != self._tokenizer.pad).long()
-        with self._lock, torch.inference_mode():
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # see PrototypeDetector.detect
-            try:
-                states = self._model(batch, mask, torch.zeros_like(batch)).float().numpy()
-            finally:
-                torch.set_num_threads(threads)
-        bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-        read = np.zeros(len(bounds), dtype=bool)
-        for k in range(len(rows)):
-            valid = row_offsets[k, :, 1] > row_offsets[k, :, 0]
-            _pool_window(states[k], row_offsets[k], valid, bounds, read, out, self.context_tokens)
-        return out
+        return batch, mask, row_offsets, row_offsets[:, :, 1] > row_offsets[:, :, 0]
 
 
 class WindowEncoder:
