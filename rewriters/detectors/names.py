@@ -209,8 +209,6 @@ class NameDetector:
                 spans.append(Span(m.start("name"), m.end("name"), "PERSON", self._score, self.name))
         for m in _LOWER_PAIR.finditer(text, overlapped=True):
             given, family = m.group("given"), m.group("family")
-            if _in_capitalised_sentence(text, m.start()):
-                continue  # who capitalises sentences capitalises names: "la vena femoral", "colon descendente"
             if (
                 is_given_name(given)
                 and not is_frequent_english_word(given)
@@ -219,6 +217,9 @@ class NameDetector:
                 and not is_everyday_word(family)
                 and lookup(family) is None
                 and _VOWEL.search(family) is not None  # not "maria tmrw"
+                # last, being a search back through the text: who capitalises sentences capitalises
+                # names ("la vena femoral", "colon descendente")
+                and not _in_capitalised_sentence(text, m.start())
             ):
                 spans.append(Span(m.start(), m.end(), "PERSON", self._score, self.name))
         return spans
